@@ -1,0 +1,68 @@
+"""The one small interface every super-network family implements.
+
+An architecture (`Arch`) is the decoded elastic part of a genome: parameter name -> list of chosen values,
+one per gene (e.g. {"num_layers": [5], "num_heads": [12, 8, ...], "ffn_size": [1536, 512, ...]}).
+Inputs are a tuple of tensors in the order `input_names`; models return logits (batch, classes).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from simqnas.io import atomic_path
+
+Arch = dict[str, list[Any]]
+
+
+class SuperNetwork(nn.Module, ABC):
+    """An elastic network: trains in any sub-configuration and extracts physically smaller sub-networks."""
+
+    family: ClassVar[str]
+    #: names of the tensors a forward pass takes, in order (keys of the data files)
+    input_names: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def set_active(self, arch: Arch | None) -> None:
+        """Run later forward passes in this sub-configuration (None: the full network)."""
+
+    @abstractmethod
+    def extract(self, arch: Arch) -> nn.Module:
+        """A standalone, physically smaller copy (sliced weights, dropped layers) computing the same logits.
+
+        Module names of kept layers equal those in `quantizable_layers()` so a policy applies unchanged.
+        """
+
+    @abstractmethod
+    def quantizable_layers(self) -> list[str]:
+        """Qualified names of every Linear/Conv of the full network, in quantization-gene order."""
+
+    @abstractmethod
+    def largest_arch(self) -> Arch:
+        """The full network as an architecture."""
+
+    @abstractmethod
+    def smallest_arch(self) -> Arch:
+        """The smallest sub-network (for sandwich-rule training)."""
+
+    @abstractmethod
+    def example_inputs(self, batch_size: int = 1) -> tuple[torch.Tensor, ...]:
+        """Inputs of the shape used for export, calibration and latency."""
+
+    @abstractmethod
+    def hyperparameters(self) -> dict[str, Any]:
+        """JSON-able constructor arguments; with the weights they rebuild the network (`load`)."""
+
+    def save(self, path: str | Path) -> None:
+        """Weights as safetensors, constructor arguments in the metadata."""
+        from safetensors.torch import save_file
+
+        state = {k: v.contiguous() for k, v in self.state_dict().items()}
+        meta = {"family": self.family, "hyperparameters": json.dumps(self.hyperparameters(), sort_keys=True)}
+        with atomic_path(path) as tmp:
+            save_file(state, str(tmp), metadata=meta)
