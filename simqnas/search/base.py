@@ -38,7 +38,9 @@ class History:
                 f"history: genomes {self.genomes.shape} and values {self.values.shape} do not match"
             )
         if self.values.shape[1] != len(self.objectives):
-            raise ValueError(f"history: {self.values.shape[1]} value columns for {len(self.objectives)} objectives")
+            raise ValueError(
+                f"history: {self.values.shape[1]} value columns for {len(self.objectives)} objectives"
+            )
 
     @classmethod
     def empty(cls, n_genes: int, objectives: tuple[Objective, ...]) -> History:
@@ -69,7 +71,5 @@ class SearchAlgorithm(ABC):
         self.params = params
 
     @abstractmethod
-    def propose(
-        self, space: SearchSpace, history: History, n: int, seed: int, iteration: int
-    ) -> np.ndarray:
+    def propose(self, space: SearchSpace, history: History, n: int, seed: int, iteration: int) -> np.ndarray:
         """Return an (n, space.n_genes) int64 array of new genomes."""
