@@ -1,0 +1,42 @@
+# SimQ-NAS: joint architecture and quantization-policy search, reproduced from files.
+#   snakemake --cores N results/figures     (figures + tables of the configured experiments)
+# The DAG mirrors rules/: data -> supernet -> calibration -> baseline -> search (iterations are
+# checkpoints, evaluation in shards) -> latency -> report.
+import sys
+
+from snakemake.utils import min_version, validate
+
+from simqnas.config import ConfigError, check_config
+
+
+min_version("9.27")
+
+
+configfile: "config/config.yaml"
+
+
+try:
+    RUNS = check_config(config)
+except ConfigError as error:
+    # one line naming the key, before any job runs
+    sys.exit(str(error))
+validate(config, "config/schema.yaml")
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/supernet.smk"
+include: "rules/calibration.smk"
+include: "rules/baseline.smk"
+include: "rules/search.smk"
+include: "rules/latency.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/figures",

@@ -1,0 +1,18 @@
+# Stage 3: the fixed, seeded calibration subset every quantization of a super-network uses.
+
+
+rule calibration_set:
+    input:
+        calibration=lambda wildcards: split_file(wildcards.net, "calibration"),
+    output:
+        "results/{net}/calibration.safetensors",
+    params:
+        calibration=lambda wildcards: SUPERNETS[wildcards.net].get("calibration", {}),
+    log:
+        "results/logs/{net}/calibration_set.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/calibration_set.py"

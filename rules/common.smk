@@ -1,0 +1,66 @@
+# Shared helpers: the search runs from the config, paths, and wildcard constraints.
+import json
+
+from simqnas.config import SearchRun
+
+SUPERNETS = config["supernets"]
+DATASETS = config["datasets"]
+HOSTS = config["hosts"]
+PY = sys.executable
+
+
+def alternatives(names):
+    return "|".join(sorted(names))
+
+
+wildcard_constraints:
+    net=alternatives(SUPERNETS),
+    dataset=alternatives(DATASETS),
+    host=alternatives(HOSTS),
+    space="joint|quant|arch",
+    obj="size|latency",
+    algo="linas|nsga2|random",
+    precision="fp32|int8",
+    seed=r"\d+",
+    it=r"\d+",
+    shard=r"\d+",
+    split="train|validation|calibration",
+
+
+RUN_DIR = "results/{net}/search/{space}-{obj}/{algo}/seed{seed}"
+
+
+def run_of(wildcards) -> SearchRun:
+    """The configured search run a job belongs to."""
+    for run in RUNS:
+        if (run.net, run.space, run.objective, run.algorithm, run.seed) == (
+            wildcards.net,
+            wildcards.space,
+            wildcards.obj,
+            wildcards.algo,
+            int(wildcards.seed),
+        ):
+            return run
+    raise ValueError(f"no configured search run matches {dict(wildcards)}")
+
+
+def dataset_of(net: str) -> str:
+    return SUPERNETS[net]["dataset"]
+
+
+def split_file(net: str, split: str) -> str:
+    return f"results/data/{dataset_of(net)}/{split}.safetensors"
+
+
+def run_file(run: SearchRun, name: str) -> str:
+    return f"{run.directory}/{name}"
+
+
+def latency_hosts(net: str) -> list[str]:
+    """Hosts on which some latency experiment of this super-network runs."""
+    return sorted({run.host for run in RUNS if run.net == net and run.host is not None})
+
+
+def host_resources(host: str) -> dict:
+    """Scheduler resources of an exclusive latency job on a host profile."""
+    return {"constraint": HOSTS[host].get("feature") or ""}

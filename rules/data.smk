@@ -1,0 +1,21 @@
+# Stage 1: seeded train / validation / calibration splits from local files.
+
+
+rule prepare_text_data:
+    output:
+        train="results/data/{dataset}/train.safetensors",
+        validation="results/data/{dataset}/validation.safetensors",
+        calibration="results/data/{dataset}/calibration.safetensors",
+        summary="results/data/{dataset}/summary.json",
+    params:
+        dataset=lambda wildcards: DATASETS[wildcards.dataset],
+    log:
+        "results/logs/data/{dataset}.log",
+    benchmark:
+        "results/benchmarks/data/{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../scripts/prepare_text_data.py"

@@ -1,0 +1,109 @@
+# Stage 7: tidy summaries, the paper's tables and figures, and the `snakemake --report` captions.
+
+
+def runs_of_net(net: str) -> list:
+    return [run for run in RUNS if run.net == net]
+
+
+def summary_inputs(wildcards) -> dict:
+    net = wildcards.net
+    baseline = {p: f"results/{net}/baseline/{p}.json" for p in ("fp32", "int8")}
+    latency = {
+        f"latency_{host}_{p}": f"results/{net}/baseline/latency-{host}/{p}.json"
+        for host in latency_hosts(net)
+        for p in ("fp32", "int8")
+    }
+    runs = [run_file(run, "evaluations.csv") for run in runs_of_net(net)]
+    return {**baseline, **latency, "runs": runs}
+
+
+rule summarize_net:
+    input:
+        unpack(summary_inputs),
+    output:
+        evaluations="results/{net}/summary/evaluations.csv",
+        baselines="results/{net}/summary/baselines.csv",
+        hypervolume="results/{net}/summary/hypervolume.csv",
+        normalization="results/{net}/summary/normalization.json",
+    params:
+        runs=lambda wildcards: [vars(run) for run in runs_of_net(wildcards.net)],
+    log:
+        "results/logs/{net}/summarize.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/summarize_net.py"
+
+
+rule headline_table:
+    input:
+        evaluations="results/{net}/summary/evaluations.csv",
+        baselines="results/{net}/summary/baselines.csv",
+    output:
+        csv="results/tables/{net}_headline.csv",
+        md="results/tables/{net}_headline.md",
+    params:
+        family=lambda wildcards: SUPERNETS[wildcards.net]["family"],
+        tolerance=config["iso_accuracy_tolerance"],
+    log:
+        "results/logs/{net}/headline_table.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/headline_table.py"
+
+
+rule table_search_space:
+    input:
+        spaces="config/paper.yaml",
+    output:
+        table1_csv="results/tables/table1_search_space.csv",
+        table1_md="results/tables/table1_search_space.md",
+        table23_csv="results/tables/table2_3_elastic_parameters.csv",
+        table23_md="results/tables/table2_3_elastic_parameters.md",
+    params:
+        extra_spaces={
+            net: spec["space"]
+            for net, spec in SUPERNETS.items()
+            if isinstance(spec["space"], str)
+        },
+    log:
+        "results/logs/table_search_space.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/table_search_space.py"
+
+
+rule figures:
+    input:
+        evaluations=expand("results/{net}/summary/evaluations.csv", net=SUPERNETS),
+        baselines=expand("results/{net}/summary/baselines.csv", net=SUPERNETS),
+        hypervolume=expand("results/{net}/summary/hypervolume.csv", net=SUPERNETS),
+        headline=expand("results/tables/{net}_headline.csv", net=SUPERNETS),
+        table1="results/tables/table1_search_space.csv",
+    output:
+        report(
+            directory("results/figures"),
+            patterns=["{net}/{figure}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+            subcategory="{net}",
+            labels={"network": "{net}", "figure": "{figure}"},
+        ),
+    params:
+        nets=list(SUPERNETS),
+    log:
+        "results/logs/figures.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../scripts/figures.py"

@@ -1,0 +1,110 @@
+# Stage 5: the searches. Iteration `it` of a run proposes a population (a checkpoint: the number of
+# shards follows from what was proposed), shards evaluate it (one process, many candidates, every
+# evaluation stored content-addressed under results/{net}/evals and reused by every run), latency
+# runs add an exclusive latency job, and a gather rule writes the iteration's evaluations.
+
+
+def history_of(wildcards) -> list[str]:
+    """Iteration `it` reads every evaluation of the run so far."""
+    return [f"{RUN_DIR}/it{i}/evaluated.csv".format(**wildcards) for i in range(int(wildcards.it))]
+
+
+def shards_of(wildcards) -> list[str]:
+    candidates = checkpoints.propose.get(**wildcards).output.candidates
+    count = len(json.loads(open(candidates).read())["genomes"])
+    return [
+        f"{RUN_DIR}/it{{it}}/shard{shard}.csv".format(**wildcards)
+        for shard in range(min(config["shards"], count))
+    ]
+
+
+def latency_of(wildcards) -> list[str]:
+    host = run_of(wildcards).host
+    return [f"{RUN_DIR}/it{{it}}/latency-{host}.csv".format(**wildcards)] if host else []
+
+
+def iterations_of(wildcards) -> list[str]:
+    run = run_of(wildcards)
+    return [f"{run.directory}/it{i}/evaluated.csv" for i in range(run.iterations)]
+
+
+checkpoint propose:
+    input:
+        space="results/{net}/space.yaml",
+        history=history_of,
+    output:
+        candidates=f"{RUN_DIR}/it{{it}}/candidates.json",
+    params:
+        run=run_of,
+        algorithm=lambda wildcards: config.get("algorithms", {}).get(wildcards.algo, {}),
+    log:
+        f"results/logs/{RUN_DIR}/it{{it}}/propose.log",
+    benchmark:
+        f"results/benchmarks/{RUN_DIR}/it{{it}}/propose.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/propose.py"
+
+
+rule evaluate_shard:
+    input:
+        candidates=f"{RUN_DIR}/it{{it}}/candidates.json",
+        supernet="results/{net}/supernet.safetensors",
+        space="results/{net}/space.yaml",
+        validation=lambda wildcards: split_file(wildcards.net, "validation"),
+        calibration="results/{net}/calibration.safetensors",
+    output:
+        f"{RUN_DIR}/it{{it}}/shard{{shard}}.csv",
+    params:
+        shards=config["shards"],
+        supernet=lambda wildcards: SUPERNETS[wildcards.net],
+        store=lambda wildcards: f"results/{wildcards.net}/evals",
+    log:
+        f"results/logs/{RUN_DIR}/it{{it}}/shard{{shard}}.log",
+    benchmark:
+        f"results/benchmarks/{RUN_DIR}/it{{it}}/shard{{shard}}.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    script:
+        "../scripts/evaluate_shard.py"
+
+
+rule gather_iteration:
+    input:
+        candidates=f"{RUN_DIR}/it{{it}}/candidates.json",
+        shards=shards_of,
+        latency=latency_of,
+    output:
+        f"{RUN_DIR}/it{{it}}/evaluated.csv",
+    params:
+        run=run_of,
+    log:
+        f"results/logs/{RUN_DIR}/it{{it}}/gather.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/gather_iteration.py"
+
+
+rule collect_run:
+    input:
+        iterations_of,
+    output:
+        f"{RUN_DIR}/evaluations.csv",
+    params:
+        run=run_of,
+    log:
+        f"results/logs/{RUN_DIR}/collect.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/collect_run.py"

@@ -1,0 +1,17 @@
+"""Rule gather_iteration: the iteration's evaluations, one row per candidate."""
+
+import sys
+
+from simqnas.history import gather_iteration, read_candidates
+from simqnas.io import atomic_path
+
+sys.stderr = open(snakemake.log[0], "w")
+
+table = gather_iteration(
+    read_candidates(snakemake.input.candidates),
+    list(snakemake.input.shards),
+    list(snakemake.input.latency),
+    int(snakemake.wildcards.it),
+)
+with atomic_path(snakemake.output[0]) as tmp:
+    table.to_csv(tmp, index=False)

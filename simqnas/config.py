@@ -1,0 +1,184 @@
+"""Workflow configuration: schema validation with one-line errors, semantic checks, and the search runs.
+
+The Snakefile calls `check_config` before building the DAG, so a typo fails in a second with a message that
+names the offending key, never after hours of training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from simqnas.space import SearchSpace, SpaceError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
+
+TEXT_SOURCES = {"sentence_polarity", "glue_sst2"}
+IMAGE_SOURCES = {"fashion_mnist", "image_folder"}
+SOURCES_NEEDING_PATH = {"glue_sst2", "image_folder"}
+FAMILY_MODALITY = {"bert": "text"}
+
+
+class ConfigError(ValueError):
+    """A configuration mistake; the message is one line and starts with the offending key."""
+
+
+@dataclass(frozen=True, order=True)
+class SearchRun:
+    """One search: (super-network, space, second objective, algorithm, seed) with its budget."""
+
+    net: str
+    space: str
+    objective: str
+    algorithm: str
+    seed: int
+    population: int
+    evaluations: int
+    host: str | None
+
+    @property
+    def iterations(self) -> int:
+        return math.ceil(self.evaluations / self.population)
+
+    def iteration_size(self, iteration: int) -> int:
+        """The last iteration proposes only what is left of the budget."""
+        return min(self.population, self.evaluations - iteration * self.population)
+
+    @property
+    def experiment(self) -> str:
+        return f"{self.space}-{self.objective}"
+
+    @property
+    def directory(self) -> str:
+        return f"results/{self.net}/search/{self.experiment}/{self.algorithm}/seed{self.seed}"
+
+
+def _key_path(path: Any) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def validate_schema(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> None:
+    """Validate against the JSON schema (draft 2020-12); raise ConfigError for the first error found."""
+    schema = yaml.safe_load(schema_path.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(e.absolute_path)))
+    if errors:
+        # the deepest error of the first branch names the key most precisely
+        error = jsonschema.exceptions.best_match(errors)
+        message = error.message
+        if error.validator == "additionalProperties":
+            message = f"unknown key ({message})"
+        raise ConfigError(f"config: {_key_path(error.absolute_path)}: {message}")
+
+
+def load_space(spec: str | dict[str, Any], where: str, base: Path = Path()) -> SearchSpace:
+    """A space given inline or as a path to a YAML file (relative paths from `base`)."""
+    try:
+        if isinstance(spec, str):
+            path = base / spec
+            if not path.is_file():
+                raise ConfigError(f"config: {where}: space file not found: {path}")
+            return SearchSpace.from_yaml(path)
+        return SearchSpace.from_dict(spec, where=where)
+    except SpaceError as error:
+        raise ConfigError(f"config: {error}") from None
+
+
+def check_config(config: dict[str, Any], base: Path = Path()) -> list[SearchRun]:
+    """Validate everything that can be known before a job runs; return the search runs it defines."""
+    validate_schema(config)
+    datasets, supernets, hosts = config["datasets"], config["supernets"], config.get("hosts", {"local": {}})
+
+    for name, dataset in datasets.items():
+        where = f"datasets.{name}"
+        sources = TEXT_SOURCES if dataset["kind"] == "text" else IMAGE_SOURCES
+        if dataset["source"] not in sources:
+            raise ConfigError(
+                f"config: {where}.source: '{dataset['source']}' is not a {dataset['kind']} source "
+                f"(choose from {sorted(sources)})"
+            )
+        if dataset["source"] in SOURCES_NEEDING_PATH:
+            path = dataset.get("path")
+            if not path:
+                raise ConfigError(f"config: {where}.path: required for source '{dataset['source']}'")
+            if not (base / path).exists():
+                raise ConfigError(f"config: {where}.path: not found: {path}")
+
+    for name, net in supernets.items():
+        where = f"supernets.{name}"
+        if net["dataset"] not in datasets:
+            raise ConfigError(
+                f"config: {where}.dataset: unknown dataset '{net['dataset']}' (defined: {sorted(datasets)})"
+            )
+        modality = FAMILY_MODALITY[net["family"]]
+        if datasets[net["dataset"]]["kind"] != modality:
+            raise ConfigError(
+                f"config: {where}.dataset: family '{net['family']}' needs a {modality} dataset, "
+                f"'{net['dataset']}' is {datasets[net['dataset']]['kind']}"
+            )
+        for key in ("pretrained", "checkpoint"):
+            path = net.get(key)
+            if path and not (base / path).exists():
+                raise ConfigError(f"config: {where}.{key}: not found: {path}")
+        load_space(net["space"], f"{where}.space", base)
+        calibration = net.get("calibration", {}).get("samples", 64)
+        available = datasets[net["dataset"]]["splits"]["calibration"]
+        if calibration > available:
+            raise ConfigError(
+                f"config: {where}.calibration.samples: {calibration} is larger than the calibration split "
+                f"of dataset '{net['dataset']}' ({available})"
+            )
+
+    for name, host in hosts.items():
+        if host.get("feature") is None and name != "local":
+            raise ConfigError(
+                f"config: hosts.{name}.feature: a host other than 'local' needs the SLURM node feature "
+                "that selects it"
+            )
+
+    runs: dict[tuple[str, str, str, str, int], SearchRun] = {}
+    for name, experiment in config["experiments"].items():
+        where = f"experiments.{name}"
+        if experiment["supernet"] not in supernets:
+            raise ConfigError(
+                f"config: {where}.supernet: unknown super-network '{experiment['supernet']}' "
+                f"(defined: {sorted(supernets)})"
+            )
+        if experiment["population"] > experiment["evaluations"]:
+            raise ConfigError(
+                f"config: {where}.population: {experiment['population']} is larger than the budget "
+                f"evaluations={experiment['evaluations']}"
+            )
+        host = experiment.get("host")
+        if "latency" in experiment["objectives"]:
+            if host is None:
+                raise ConfigError(f"config: {where}.host: the latency objective needs a host profile")
+            if host not in hosts:
+                raise ConfigError(f"config: {where}.host: unknown host '{host}' (defined: {sorted(hosts)})")
+        for space in experiment.get("spaces", ["joint"]):
+            for objective in experiment["objectives"]:
+                for algorithm in experiment["algorithms"]:
+                    for seed in experiment["seeds"]:
+                        run = SearchRun(
+                            net=experiment["supernet"],
+                            space=space,
+                            objective=objective,
+                            algorithm=algorithm,
+                            seed=seed,
+                            population=experiment["population"],
+                            evaluations=experiment["evaluations"],
+                            host=host if objective == "latency" else None,
+                        )
+                        identity = (run.net, space, objective, algorithm, seed)
+                        if identity in runs and runs[identity] != run:
+                            raise ConfigError(
+                                f"config: {where}: run {'/'.join(map(str, identity))} is defined twice with "
+                                "different population, evaluations or host"
+                            )
+                        runs[identity] = run
+    return sorted(runs.values())

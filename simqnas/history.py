@@ -1,0 +1,88 @@
+"""Tidy tables of a search run: candidates proposed, evaluations gathered, and the History they form.
+
+An iteration's `evaluated.csv` has one row per candidate: iteration, candidate, genome (JSON list of gene
+indices), accuracy, size_bytes, latency_ms (empty when the run does not measure latency), and provenance.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simqnas.io import write_json_atomic
+from simqnas.search.base import History, Objective
+
+#: objective name -> (column of the tidy tables, maximize?)
+OBJECTIVES: dict[str, tuple[str, bool]] = {
+    "accuracy": ("accuracy", True),
+    "size": ("size_bytes", False),
+    "latency": ("latency_ms", False),
+}
+
+
+def objectives_for(second: str) -> tuple[Objective, ...]:
+    """Accuracy is always the first objective; `second` is size or latency."""
+    return tuple(Objective(name, OBJECTIVES[name][1]) for name in ("accuracy", second))
+
+
+def write_candidates(path: str | Path, genomes: np.ndarray, meta: dict[str, Any]) -> None:
+    write_json_atomic(path, {**meta, "genomes": [[int(g) for g in row] for row in genomes]})
+
+
+def read_candidates(path: str | Path) -> np.ndarray:
+    genomes = json.loads(Path(path).read_text())["genomes"]
+    return np.asarray(genomes, dtype=np.int64).reshape(len(genomes), -1)
+
+
+def genome_column(genomes: np.ndarray) -> list[str]:
+    return [json.dumps([int(g) for g in row]) for row in genomes]
+
+
+def history_from_tables(tables: Sequence[str | Path], n_genes: int, second: str) -> History:
+    """The History of a run from its iterations' evaluated.csv files, in evaluation order."""
+    objectives = objectives_for(second)
+    if not tables:
+        return History.empty(n_genes, objectives)
+    frame = pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)
+    columns = [OBJECTIVES[o.name][0] for o in objectives]
+    missing = frame[columns].isna().any(axis=1)
+    if missing.any():
+        raise ValueError(f"{tables[-1]}: {int(missing.sum())} evaluations lack {columns}")
+    genomes = np.array([json.loads(g) for g in frame["genome"]], dtype=np.int64).reshape(len(frame), n_genes)
+    return History(genomes, frame[columns].to_numpy(dtype=float), objectives)
+
+
+def check_measurements(frame: pd.DataFrame, columns: Sequence[str], source: str) -> None:
+    """Refuse NaN, infinite or negative measurements: they would silently corrupt a Pareto front."""
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame.index[~np.isfinite(values) | (values < 0)]
+        if len(bad):
+            row = frame.loc[bad[0]]
+            raise ValueError(
+                f"{source}: candidate {row.get('candidate', bad[0])}: invalid {column} {row[column]!r}"
+            )
+
+
+def gather_iteration(
+    genomes: np.ndarray, shards: Sequence[str | Path], latency: Sequence[str | Path], iteration: int
+) -> pd.DataFrame:
+    """One row per proposed candidate: the shards' accuracy and size joined with latency if measured."""
+    frame = pd.concat([pd.read_csv(s) for s in shards], ignore_index=True).sort_values("candidate")
+    expected = list(range(len(genomes)))
+    if frame["candidate"].tolist() != expected:
+        raise ValueError(f"shards {list(map(str, shards))} do not cover candidates 0..{len(genomes) - 1} once")
+    check_measurements(frame, ["accuracy", "size_bytes"], str(shards[0]))
+    if latency:
+        timing = pd.concat([pd.read_csv(t) for t in latency], ignore_index=True)
+        check_measurements(timing, ["latency_ms"], str(latency[0]))
+        frame = frame.merge(timing, on="candidate", how="left", validate="one_to_one")
+        check_measurements(frame, ["latency_ms"], str(latency[0]))
+    frame.insert(0, "iteration", iteration)
+    frame["genome"] = genome_column(genomes)
+    return frame.reset_index(drop=True)
