@@ -1,0 +1,147 @@
+"""The paper's figures as pure functions from tidy CSV tables to PNG + PDF files (seaborn)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files; no display on clusters
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from simqnas.pareto import pareto_front_mask  # noqa: E402
+from simqnas.summary import COST_COLUMN  # noqa: E402
+
+COST_LABEL = {"size": "model size (MB)", "latency": "normalized latency (vs all-INT8 baseline)"}
+BASELINE_STYLE = {
+    "int8": {"marker": "*", "s": 220, "color": "tab:red", "label": "all-INT8 super-network (baseline)"},
+    "fp32": {"marker": "P", "s": 140, "color": "black", "label": "FP32 super-network"},
+}
+
+
+def save(figure: plt.Figure, out_dir: Path, name: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    for path in paths:
+        figure.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(figure)
+    return paths
+
+
+def front_of(points: pd.DataFrame, cost: str) -> pd.DataFrame:
+    mask = pareto_front_mask(points[["accuracy", cost]].to_numpy(dtype=float), (True, False))
+    return points[mask].sort_values(cost)
+
+
+def _baseline_points(ax: plt.Axes, baselines: pd.DataFrame, objective: str, host: str | None) -> None:
+    cost = COST_COLUMN[objective]
+    for precision, style in BASELINE_STYLE.items():
+        rows = baselines[baselines["baseline"] == precision]
+        rows = rows[rows["host"] == host] if objective == "latency" else rows[rows["host"].isna()]
+        if len(rows) and np.isfinite(rows[cost].iloc[0]):
+            ax.scatter(rows[cost], rows["accuracy"] * 100, zorder=5, edgecolor="white", **style)
+
+
+def accuracy_vs_cost(
+    evaluations: pd.DataFrame, baselines: pd.DataFrame, objective: str, title: str, space: str = "joint"
+) -> plt.Figure:
+    """Fig 1: every evaluated point faded, the LINAS Pareto front, the INT8 and FP32 baselines."""
+    cost = COST_COLUMN[objective]
+    points = evaluations[(evaluations["objective"] == objective) & (evaluations["space"] == space)]
+    figure, ax = plt.subplots(figsize=(5.5, 4))
+    sns.scatterplot(
+        data=points, x=cost, y=points["accuracy"] * 100, hue="algorithm", alpha=0.25, s=18, ax=ax, legend=True
+    )
+    linas = points[points["algorithm"] == "linas"]
+    if len(linas):
+        front = front_of(linas, cost)
+        ax.step(front[cost], front["accuracy"] * 100, where="post", color="tab:blue", lw=1.5)
+        ax.scatter(front[cost], front["accuracy"] * 100, color="tab:blue", s=30, label="LINAS Pareto front")
+    host = (
+        points["host"].dropna().iloc[0] if objective == "latency" and points["host"].notna().any() else None
+    )
+    _baseline_points(ax, baselines, objective, host)
+    ax.set(xlabel=COST_LABEL[objective], ylabel="accuracy (%)", title=title)
+    ax.legend(fontsize=7, loc="lower right")
+    return figure
+
+
+def search_progression(
+    evaluations: pd.DataFrame, baselines: pd.DataFrame, objective: str, title: str
+) -> plt.Figure:
+    """Fig 2a/2b: LINAS evaluations coloured by evaluation index, with the FP32 baseline."""
+    cost = COST_COLUMN[objective]
+    points = evaluations[
+        (evaluations["objective"] == objective)
+        & (evaluations["space"] == "joint")
+        & (evaluations["algorithm"] == "linas")
+    ]
+    figure, ax = plt.subplots(figsize=(5.5, 4))
+    scatter = ax.scatter(
+        points[cost], points["accuracy"] * 100, c=points["evaluation"], cmap="viridis", s=20, alpha=0.85
+    )
+    figure.colorbar(scatter, ax=ax, label="evaluation index")
+    _baseline_points(ax, baselines[baselines["baseline"] == "fp32"], objective, None)
+    ax.set(xlabel=COST_LABEL[objective], ylabel="accuracy (%)", title=title)
+    ax.legend(fontsize=7, loc="lower right")
+    return figure
+
+
+def hypervolume_curves(hypervolume: pd.DataFrame, objective: str, title: str) -> plt.Figure:
+    """Fig 2c: hypervolume vs evaluations per algorithm, mean with a +-std band over seeds."""
+    data = hypervolume[(hypervolume["objective"] == objective) & (hypervolume["space"] == "joint")]
+    figure, ax = plt.subplots(figsize=(5.5, 4))
+    sns.lineplot(data=data, x="evaluations", y="hypervolume", hue="algorithm", errorbar="sd", ax=ax)
+    ax.set(xlabel="evaluations", ylabel="hypervolume (normalized)", title=title)
+    return figure
+
+
+def space_ablation(evaluations: pd.DataFrame, baselines: pd.DataFrame, title: str) -> plt.Figure:
+    """Fig 3: quantization-policy-only search against joint search (size objective, same budget)."""
+    cost = COST_COLUMN["size"]
+    points = evaluations[(evaluations["objective"] == "size") & (evaluations["algorithm"] == "linas")]
+    figure, ax = plt.subplots(figsize=(5.5, 4))
+    palette = {"joint": "tab:blue", "quant": "tab:orange", "arch": "tab:green"}
+    for space, group in points.groupby("space"):
+        ax.scatter(group[cost], group["accuracy"] * 100, alpha=0.25, s=16, color=palette[space])
+        front = front_of(group, cost)
+        ax.step(front[cost], front["accuracy"] * 100, where="post", color=palette[space], lw=1.5)
+        ax.scatter(front[cost], front["accuracy"] * 100, color=palette[space], s=28, label=f"{space} search")
+    _baseline_points(ax, baselines, "size", None)
+    ax.set(xlabel=COST_LABEL["size"], ylabel="accuracy (%)", title=title)
+    ax.legend(fontsize=7, loc="lower right")
+    return figure
+
+
+def network_figures(
+    net: str, evaluations: pd.DataFrame, baselines: pd.DataFrame, hypervolume: pd.DataFrame, out_dir: Path
+) -> list[Path]:
+    """Every figure the configured experiments of one super-network support."""
+    sns.set_theme(style="whitegrid", context="paper")
+    written: list[Path] = []
+    experiments = set(zip(evaluations["space"], evaluations["objective"], strict=True))
+    for objective, figure_id in (("size", "fig1_accuracy_vs_size"), ("latency", "fig1_accuracy_vs_latency")):
+        if ("joint", objective) in experiments:
+            title = f"{net}: joint search, accuracy vs {objective}"
+            written += save(accuracy_vs_cost(evaluations, baselines, objective, title), out_dir, figure_id)
+            written += save(
+                search_progression(evaluations, baselines, objective, f"{net}: LINAS search progression"),
+                out_dir,
+                f"fig2_progression_{objective}",
+            )
+            written += save(
+                hypervolume_curves(hypervolume, objective, f"{net}: hypervolume, accuracy + {objective}"),
+                out_dir,
+                f"fig2_hypervolume_{objective}",
+            )
+    if ("quant", "size") in experiments and ("joint", "size") in experiments:
+        written += save(
+            space_ablation(evaluations, baselines, f"{net}: quantization-only vs joint search"),
+            out_dir,
+            "fig3_quant_vs_joint",
+        )
+    return written

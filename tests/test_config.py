@@ -1,0 +1,85 @@
+"""Config validation: the embedded configs pass, and mistakes give one line naming the key."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simqnas.config import ConfigError, SearchRun, check_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / name).read_text())
+
+
+@pytest.fixture
+def default() -> dict:
+    return load("config.yaml")
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml"])
+def test_embedded_configs_pass(name):
+    runs = check_config(load(name), base=ROOT)
+    assert runs and all(isinstance(r, SearchRun) for r in runs)
+
+
+def test_runs_are_the_cross_product_without_duplicates(default):
+    runs = check_config(default, base=ROOT)
+    bert = default["experiments"]["bert"]
+    ablation = default["experiments"]["bert_ablation"]
+    main = len(bert["objectives"]) * len(bert["algorithms"]) * len(bert["seeds"])
+    # the ablation's joint/size/linas runs are the main experiment's, counted once
+    extra = len(ablation["seeds"])  # its quant-space runs
+    assert len(runs) == main + extra
+    assert len({(r.net, r.space, r.objective, r.algorithm, r.seed) for r in runs}) == len(runs)
+
+
+def test_iterations_cover_the_budget_exactly():
+    run = SearchRun("bert", "joint", "size", "linas", 0, population=10, evaluations=25, host=None)
+    assert run.iterations == 3
+    assert [run.iteration_size(i) for i in range(3)] == [10, 10, 5]
+
+
+def mutate(config: dict, path: str, value) -> dict:
+    config = copy.deepcopy(config)
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    if value is KeyError:
+        del node[last]
+    else:
+        node[last] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("threads", "two", "threads"),
+        ("experiments.bert.population", 100, "experiments.bert.population"),
+        ("experiments.bert.supernet", "gpt", "experiments.bert.supernet"),
+        ("experiments.bert.algorithms", ["linas", "bayes"], "experiments.bert.algorithms"),
+        ("experiments.bert.objectives", ["energy"], "experiments.bert.objectives"),
+        ("experiments.bert.seeds", ["zero"], "experiments.bert.seeds"),
+        ("experiments.bert.host", None, "experiments.bert.host"),
+        ("experiments.bert.host", "xeon9999", "experiments.bert.host"),
+        ("experiments.bert.typo", 1, "experiments.bert"),
+        ("supernets.bert.family", "gpt", "supernets.bert.family"),
+        ("supernets.bert.dataset", "imagenet", "supernets.bert.dataset"),
+        ("supernets.bert.checkpoint", "missing/supernet.safetensors", "supernets.bert.checkpoint"),
+        ("supernets.bert.space", {"elastic": {"num_heads": {"count": 2, "choices": []}}}, "num_heads"),
+        ("supernets.bert.calibration", {"samples": 100000}, "supernets.bert.calibration.samples"),
+        ("datasets.sentences.source", "fashion_mnist", "datasets.sentences.source"),
+        ("hosts.xeon8380", {"threads": 4}, "hosts.xeon8380.feature"),
+    ],
+)
+def test_bad_config_names_the_key(default, path, value, expected):
+    with pytest.raises(ConfigError) as error:
+        check_config(mutate(default, path, value), base=ROOT)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("config: ") and expected in message, message
