@@ -8,6 +8,7 @@ rule baseline_latency:
         supernet="results/{net}/supernet.safetensors",
         space="results/{net}/space.yaml",
         calibration="results/{net}/calibration.safetensors",
+        validation=lambda wildcards: split_file(wildcards.net, "validation"),
     output:
         "results/{net}/baseline/latency-{host}/{precision}.json",
     params:
@@ -34,6 +35,7 @@ rule measure_latency:
         supernet="results/{net}/supernet.safetensors",
         space="results/{net}/space.yaml",
         calibration="results/{net}/calibration.safetensors",
+        validation=lambda wildcards: split_file(wildcards.net, "validation"),
     output:
         f"{RUN_DIR}/it{{it}}/latency-{{host}}.csv",
     params:

@@ -25,9 +25,9 @@ rule finetune_teacher:
 
 def supernet_source(wildcards) -> dict:
     """A given checkpoint is loaded and checked; otherwise the teacher-distilled training runs."""
-    checkpoint = SUPERNETS[wildcards.net].get("checkpoint")
-    if checkpoint:
-        return {"checkpoint": checkpoint}
+    given = SUPERNETS[wildcards.net].get("checkpoint")
+    if given:
+        return {"checkpoint": given}
     return {"teacher": f"results/{wildcards.net}/teacher.safetensors"}
 
 

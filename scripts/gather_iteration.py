@@ -1,11 +1,10 @@
 """Rule gather_iteration: the iteration's evaluations, one row per candidate."""
 
-import sys
-
 from simqnas.history import gather_iteration, read_candidates
 from simqnas.io import atomic_path
+from simqnas.logs import log_to
 
-sys.stderr = open(snakemake.log[0], "w")
+log_to(snakemake.log[0])
 
 table = gather_iteration(
     read_candidates(snakemake.input.candidates),

@@ -66,7 +66,9 @@ def validate_schema(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
     """Validate against the JSON schema (draft 2020-12); raise ConfigError for the first error found."""
     schema = yaml.safe_load(schema_path.read_text())
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(e.absolute_path)))
+    errors = sorted(
+        validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(e.absolute_path))
+    )
     if errors:
         # the deepest error of the first branch names the key most precisely
         error = jsonschema.exceptions.best_match(errors)

@@ -76,7 +76,9 @@ def gather_iteration(
     frame = pd.concat([pd.read_csv(s) for s in shards], ignore_index=True).sort_values("candidate")
     expected = list(range(len(genomes)))
     if frame["candidate"].tolist() != expected:
-        raise ValueError(f"shards {list(map(str, shards))} do not cover candidates 0..{len(genomes) - 1} once")
+        raise ValueError(
+            f"shards {list(map(str, shards))} do not cover candidates 0..{len(genomes) - 1} once"
+        )
     check_measurements(frame, ["accuracy", "size_bytes"], str(shards[0]))
     if latency:
         timing = pd.concat([pd.read_csv(t) for t in latency], ignore_index=True)

@@ -8,13 +8,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # figures are files; no display on clusters
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from simqnas.pareto import pareto_front_mask  # noqa: E402
-from simqnas.summary import COST_COLUMN  # noqa: E402
+from simqnas.pareto import pareto_front_mask
+from simqnas.summary import COST_COLUMN
 
 COST_LABEL = {"size": "model size (MB)", "latency": "normalized latency (vs all-INT8 baseline)"}
 BASELINE_STYLE = {

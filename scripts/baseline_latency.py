@@ -1,0 +1,22 @@
+"""Rule baseline_latency: compiled latency of the full super-network (FP32 or all-INT8) on a host."""
+
+import logging
+
+from simqnas.io import write_json_atomic
+from simqnas.logs import log_to
+from simqnas.shard import EvaluationContext, HostProfile, baseline_latency, evaluation_settings
+
+log_to(snakemake.log[0])
+context = EvaluationContext.load(
+    snakemake.input.supernet,
+    snakemake.input.space,
+    "joint",
+    snakemake.input.calibration,
+    snakemake.input.validation,
+    evaluation_settings(snakemake.params.supernet),
+)
+record = baseline_latency(
+    context, snakemake.wildcards.precision, HostProfile.from_config(snakemake.params.host)
+)
+logging.info("baseline latency %s on %s: %.3f ms", record["precision"], record["host"], record["latency_ms"])
+write_json_atomic(snakemake.output[0], record)

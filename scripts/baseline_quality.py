@@ -1,0 +1,20 @@
+"""Rule baseline_quality: accuracy and size of the full super-network in FP32 or all-INT8."""
+
+import logging
+
+from simqnas.io import write_json_atomic
+from simqnas.logs import log_to
+from simqnas.shard import EvaluationContext, evaluate_baseline, evaluation_settings
+
+log_to(snakemake.log[0])
+context = EvaluationContext.load(
+    snakemake.input.supernet,
+    snakemake.input.space,
+    "joint",
+    snakemake.input.calibration,
+    snakemake.input.validation,
+    evaluation_settings(snakemake.params.supernet),
+)
+record = evaluate_baseline(context, snakemake.wildcards.precision)
+logging.info("baseline %s: %s", snakemake.wildcards.precision, record)
+write_json_atomic(snakemake.output[0], record)

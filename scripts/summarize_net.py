@@ -1,0 +1,24 @@
+"""Rule summarize_net: tidy tables of every search of a super-network, its baselines and hypervolumes."""
+
+from simqnas.io import atomic_path, write_json_atomic
+from simqnas.logs import log_to
+from simqnas.summary import add_normalized_latency, baselines_table, hypervolume_table, load_evaluations
+
+log_to(snakemake.log[0])
+quality = {precision: snakemake.input[precision] for precision in ("fp32", "int8")}
+latency = {
+    tuple(name.removeprefix("latency_").rsplit("_", 1)): path
+    for name, path in snakemake.input.items()
+    if name.startswith("latency_")
+}
+baselines = baselines_table(quality, latency)
+evaluations = add_normalized_latency(load_evaluations(snakemake.input.runs), baselines)
+hypervolume, normalization = hypervolume_table(evaluations)
+for frame, path in (
+    (evaluations, snakemake.output.evaluations),
+    (baselines, snakemake.output.baselines),
+    (hypervolume, snakemake.output.hypervolume),
+):
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+write_json_atomic(snakemake.output.normalization, normalization)
