@@ -1,0 +1,113 @@
+"""Content-addressed store of evaluations, shared by every algorithm, seed and rerun of a super-network.
+
+The key is the sha256 of the canonical JSON of everything that changes the numbers (super-network file hash,
+architecture, policy, data and calibration settings, sequence length, metric kind; latency adds the host),
+so an evaluation is reused exactly when it would be recomputed identically. Entries live at
+`root/{key[:2]}/{key}.json`, written atomically, and carry their key fields and a checksum of the record; an
+entry that fails validation (truncated, edited, wrong key) is logged and treated as missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from simqnas.io import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_ENTRY_FIELDS = {"schema", "key", "fields", "record", "checksum"}
+
+
+def canonical_json(value: Any) -> str:
+    """One text per value: sorted keys, no whitespace, no NaN (it has no canonical form)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def evaluation_key(**fields: Any) -> str:
+    """The key of an evaluation: sha256 of the canonical JSON of `fields` (JSON-able values only)."""
+    if not fields:
+        raise ValueError("evaluation_key: no fields")
+    return _sha256(canonical_json(fields))
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The content hash of a file (e.g. the super-network weights) to put in a key."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class EvaluationStore:
+    """Evaluations under a directory, one JSON file per key."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def put(self, key: str, record: dict[str, Any], *, fields: dict[str, Any]) -> None:
+        """Store `record` under `key`, which must be `evaluation_key(**fields)`."""
+        if evaluation_key(**fields) != key:
+            raise ValueError(f"evalstore: key {key} is not the key of the given fields")
+        # the checksum covers what a reader will parse (tuples become lists, int dict keys strings)
+        fields, record = json.loads(canonical_json(fields)), json.loads(canonical_json(record))
+        entry = {
+            "schema": SCHEMA_VERSION,
+            "key": key,
+            "fields": fields,
+            "record": record,
+            "checksum": _sha256(canonical_json({"fields": fields, "record": record})),
+        }
+        write_json_atomic(self.path(key), entry)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The record stored under `key`, or None if absent or invalid (an invalid entry is logged)."""
+        path = self.path(key)
+        try:
+            entry = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            log.warning("evalstore: %s: unreadable, treated as missing (%s)", path, error)
+            return None
+        problem = _problem(entry, key)
+        if problem:
+            log.warning("evalstore: %s: %s, treated as missing", path, problem)
+            return None
+        return entry["record"]
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key) is not None
+
+
+def _problem(entry: Any, key: str) -> str | None:
+    """Why an entry read from disk is not a valid evaluation of `key` (None if it is)."""
+    if not isinstance(entry, dict) or set(entry) != _ENTRY_FIELDS:
+        return f"fields are not {sorted(_ENTRY_FIELDS)}"
+    if entry["schema"] != SCHEMA_VERSION:
+        return f"schema {entry['schema']!r} is not {SCHEMA_VERSION}"
+    if entry["key"] != key:
+        return f"holds key {entry['key']!r}"
+    if not isinstance(entry["fields"], dict) or not isinstance(entry["record"], dict):
+        return "fields or record is not an object"
+    try:
+        if evaluation_key(**entry["fields"]) != key:
+            return "fields do not hash to its key"
+        checksum = _sha256(canonical_json({"fields": entry["fields"], "record": entry["record"]}))
+    except ValueError as error:
+        return f"not canonical JSON ({error})"
+    if entry["checksum"] != checksum:
+        return "checksum mismatch"
+    return None

@@ -1,0 +1,238 @@
+"""Static post-training quantization with a per-layer INT8/FP32 policy, and the exact size of the result.
+
+Intel Neural Compressor 3.x (PT2E path): export the FP32 sub-network to an ATen graph, annotate every
+Linear/Conv2d INT8 (per-channel symmetric int8 weights, per-tensor asymmetric uint8 input activations;
+min/max observers, moving-average for activations) except those the policy keeps FP32, calibrate, convert.
+The converted graph is "QDQ": FP32 weights with quantize/dequantize ops around each INT8 layer, numerically
+the INT8 model but executed in FP32; `compile_for_inference` lowers it with Inductor (freezing on) to oneDNN
+INT8 kernels.
+
+The size of a deployed model follows from the FP32 sub-network and the policy alone (`model_size_bytes`);
+`int8_state_dict` extracts the tensors a deployment stores from a converted graph, so the two are checked
+against each other.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+INT8 = "int8"
+FP32 = "fp32"
+PRECISIONS = (INT8, FP32)
+
+#: how INC 3.x stores the per-output-channel weight quantization parameters (checked by the tests)
+WEIGHT_SCALE_DTYPE = torch.float32
+WEIGHT_ZERO_POINT_DTYPE = torch.int64
+#: the input activation of an INT8 layer: one scale and one zero point, stored like the weights' (and like
+#: torch.ao's QuantStub buffers); INC keeps them as graph literals
+ACTIVATION_SCALE_DTYPE = torch.float32
+ACTIVATION_ZERO_POINT_DTYPE = torch.int64
+
+#: what INC's PT2E x86 quantizer can make INT8 (it leaves Conv1d/Conv3d FP32)
+QUANTIZABLE_TYPES = (nn.Linear, nn.Conv2d)
+
+_QDQ = torch.ops.quantized_decomposed
+_LAYER_OPS = {torch.ops.aten.linear.default, torch.ops.aten.conv2d.default}
+#: oneDNN INT8 kernels Inductor emits for quantized Linear/Conv on x86
+INT8_KERNEL_NAMES = ("onednn::qlinear_pointwise", "onednn::qconv_pointwise", "onednn::qconv2d_pointwise")
+
+Policy = dict[str, str]
+Inputs = tuple[torch.Tensor, ...]
+
+
+def quantizable_layers(model: nn.Module) -> list[str]:
+    """Qualified names of the model's Linear/Conv2d modules, in module order."""
+    return [name for name, module in model.named_modules() if isinstance(module, QUANTIZABLE_TYPES)]
+
+
+def check_policy(model: nn.Module, policy: Mapping[str, str]) -> None:
+    """The policy must name exactly the model's Linear/Conv layers, each int8 or fp32."""
+    layers = quantizable_layers(model)
+    unknown = sorted(set(policy) - set(layers))
+    if unknown:
+        raise ValueError(f"policy: layers not in the model: {', '.join(unknown)}")
+    missing = [name for name in layers if name not in policy]
+    if missing:
+        raise ValueError(f"policy: model layers without a precision: {', '.join(missing)}")
+    bad = {name: p for name, p in policy.items() if p not in PRECISIONS}
+    if bad:
+        name, precision = next(iter(bad.items()))
+        raise ValueError(f"policy: {name}: precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+
+
+def _quiet_inc() -> None:
+    # INC logs every prepare/convert step at INFO; a shard quantizes hundreds of models
+    logging.getLogger("neural_compressor").setLevel(logging.WARNING)
+
+
+def quantize_static(
+    model: nn.Module,
+    example_inputs: Inputs,
+    calibration_batches: Iterable[Inputs],
+    policy: Mapping[str, str],
+    *,
+    dynamic_batch: bool = True,
+) -> torch.fx.GraphModule:
+    """INC static PTQ of `model` honouring `policy` (layer name -> "int8" | "fp32") exactly.
+
+    With `dynamic_batch` the batch dimension (dim 0 of every input) is exported symbolic, so one converted
+    model serves calibration, batched accuracy passes and batch-1 latency; `example_inputs` then needs a batch
+    of at least 2 (torch.export specializes sizes 0 and 1). Raises ValueError for a policy that does not
+    match the model and RuntimeError if the converted graph does not honour it.
+    """
+    from neural_compressor.torch.export import export
+    from neural_compressor.torch.quantization import StaticQuantConfig, convert, prepare
+
+    _quiet_inc()
+    check_policy(model, policy)
+    model = model.eval()
+    dynamic_shapes = None
+    if dynamic_batch:
+        if example_inputs[0].shape[0] < 2:
+            raise ValueError(
+                f"example_inputs: batch {example_inputs[0].shape[0]}: dynamic-batch export needs at least 2"
+            )
+        batch = torch.export.Dim("batch")
+        dynamic_shapes = tuple({0: batch} for _ in example_inputs)
+    graph = export(model, example_inputs, dynamic_shapes=dynamic_shapes)
+
+    config = StaticQuantConfig()  # INC defaults: int8 per-channel sym weights, uint8 per-tensor asym acts
+    for name, precision in policy.items():
+        if precision == FP32:
+            config.set_local(name, StaticQuantConfig(w_dtype="fp32", act_dtype="fp32"))
+    prepared = prepare(graph, config)
+    with torch.no_grad():
+        for batch_inputs in calibration_batches:
+            prepared(*batch_inputs)
+    converted = convert(prepared)
+
+    honoured = layer_precisions(converted)
+    if honoured != dict(policy):
+        wrong = sorted(name for name in policy if honoured.get(name) != policy[name])
+        raise RuntimeError(f"quantize: the converted graph does not honour the policy for {', '.join(wrong)}")
+    return converted
+
+
+def _weight_name(node: torch.fx.Node) -> str:
+    """The `get_attr` target (e.g. `encoder.0.fc.weight`) behind a layer's weight argument."""
+    if node.op == "get_attr":
+        return str(node.target)
+    if node.op == "call_function" and node.target in (
+        _QDQ.dequantize_per_channel.default,
+        _QDQ.quantize_per_channel.default,
+        _QDQ.dequantize_per_tensor.default,
+        _QDQ.quantize_per_tensor.default,
+    ):
+        return _weight_name(node.args[0])
+    raise RuntimeError(f"quantize: unexpected weight producer {node.format_node()}")
+
+
+def _is_dequantized(node: Any, op: Any) -> bool:
+    return isinstance(node, torch.fx.Node) and node.op == "call_function" and node.target == op
+
+
+def layer_precisions(graph: torch.fx.GraphModule) -> Policy:
+    """The precision each Linear/Conv of a converted graph actually runs in, read from its QDQ ops.
+
+    INT8: the weight is dequantized per channel and the input per tensor; FP32: neither.
+    """
+    precisions: Policy = {}
+    for node in graph.graph.nodes:
+        if node.op != "call_function" or node.target not in _LAYER_OPS:
+            continue
+        activation, weight = node.args[0], node.args[1]
+        name = _weight_name(weight).removesuffix(".weight")
+        weight_q = _is_dequantized(weight, _QDQ.dequantize_per_channel.default)
+        input_q = _is_dequantized(activation, _QDQ.dequantize_per_tensor.default)
+        if weight_q != input_q:
+            raise RuntimeError(f"quantize: {name}: weight quantized {weight_q} but input quantized {input_q}")
+        precisions[name] = INT8 if weight_q else FP32
+    return precisions
+
+
+def int8_state_dict(graph: torch.fx.GraphModule) -> dict[str, torch.Tensor]:
+    """The tensors a deployment of a converted graph stores: every parameter and buffer, with INT8 layers'
+    weights as int8 plus their per-channel `weight_scale`/`weight_zero_point` and their input activation's
+    `input_scale`/`input_zero_point` (INC's own `_scale_N`/`_zero_point_N` buffers are renamed to those).
+    """
+    state = dict(graph.state_dict())
+    attr = dict(graph.named_buffers()) | dict(graph.named_parameters())
+    for node in graph.graph.nodes:
+        if node.op != "call_function" or node.target not in _LAYER_OPS:
+            continue
+        activation, weight = node.args[0], node.args[1]
+        if not _is_dequantized(weight, _QDQ.dequantize_per_channel.default):
+            continue
+        quantize = weight.args[0]
+        weight_attr, scale_attr, zero_point_attr = (str(a.target) for a in quantize.args[:3])
+        axis, qmin, qmax, dtype = quantize.args[3:7]
+        layer = weight_attr.removesuffix(".weight")
+        scale, zero_point = state.pop(scale_attr), state.pop(zero_point_attr)
+        state[weight_attr] = _QDQ.quantize_per_channel.default(
+            attr[weight_attr].detach(), scale, zero_point, axis, qmin, qmax, dtype
+        )
+        state[f"{layer}.weight_scale"] = scale
+        state[f"{layer}.weight_zero_point"] = zero_point
+        input_scale, input_zero_point = activation.args[1:3]
+        state[f"{layer}.input_scale"] = torch.tensor([input_scale], dtype=ACTIVATION_SCALE_DTYPE)
+        state[f"{layer}.input_zero_point"] = torch.tensor(
+            [input_zero_point], dtype=ACTIVATION_ZERO_POINT_DTYPE
+        )
+    return state
+
+
+def _nbytes(dtype: torch.dtype, count: int) -> int:
+    return torch.empty((), dtype=dtype).element_size() * count
+
+
+def model_size_bytes(model: nn.Module, policy: Mapping[str, str]) -> int:
+    """Bytes a deployment of `model` quantized with `policy` stores.
+
+    Per INT8 layer: its weight at 1 byte an element, a scale and a zero point per output channel, and one
+    scale and zero point for its input activation. Everything else (FP32 layers, biases, embeddings, norms,
+    buffers) at its own dtype, FP32 for float parameters. Needs only the FP32 model: no quantization run.
+    """
+    check_policy(model, policy)
+    modules = dict(model.named_modules())
+    int8_weights = {f"{name}.weight" for name, p in policy.items() if p == INT8}
+    total = 0
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if name in int8_weights:
+            channels = modules[name.removesuffix(".weight")].weight.shape[0]
+            total += _nbytes(torch.int8, tensor.numel())
+            total += _nbytes(WEIGHT_SCALE_DTYPE, channels) + _nbytes(WEIGHT_ZERO_POINT_DTYPE, channels)
+            total += _nbytes(ACTIVATION_SCALE_DTYPE, 1) + _nbytes(ACTIVATION_ZERO_POINT_DTYPE, 1)
+        else:
+            total += tensor.element_size() * tensor.numel()
+    return total
+
+
+def compile_for_inference(qmodel: nn.Module, example_inputs: Inputs) -> Callable[..., Any]:
+    """Inductor-compile a converted graph so its INT8 layers run as oneDNN INT8 kernels.
+
+    Freezing lets Inductor constant-fold the weight quantization into packed int8 weights, which is what
+    selects `qlinear_pointwise`/`qconv_pointwise`; without it the QDQ graph runs in FP32. Compilation is lazy,
+    so this runs `example_inputs` once (that is the compile cost). Call the result under
+    `torch.inference_mode()`: freezing applies only without autograd.
+    """
+    # process-wide on purpose: passed per call (`options=`) it misses parts of the pipeline and the Conv
+    # prepack then fails, and a later recompile (new input shape) must freeze too
+    torch._inductor.config.freezing = True
+    compiled = torch.compile(qmodel)
+    with torch.inference_mode():
+        compiled(*example_inputs)
+    return compiled
+
+
+def int8_kernels_used(compiled: Callable[..., Any], inputs: Inputs) -> list[str]:
+    """Names of the oneDNN INT8 kernels one forward pass of `compiled` runs (profiler op names)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        compiled(*inputs)
+    return sorted({e.name for e in prof.events() if e.name in INT8_KERNEL_NAMES})
