@@ -10,6 +10,7 @@ rule finetune_teacher:
         metrics="results/{net}/teacher.json",
     params:
         supernet=lambda wildcards: SUPERNETS[wildcards.net],
+        dataset=lambda wildcards: DATASETS[dataset_of(wildcards.net)],
         checkpoint_dir=lambda wildcards: f"results/{wildcards.net}/checkpoints/teacher",
     log:
         "results/logs/{net}/finetune_teacher.log",
@@ -42,6 +43,7 @@ rule train_supernet:
         metrics="results/{net}/supernet.json",
     params:
         supernet=lambda wildcards: SUPERNETS[wildcards.net],
+        dataset=lambda wildcards: DATASETS[dataset_of(wildcards.net)],
         checkpoint_dir=lambda wildcards: f"results/{wildcards.net}/checkpoints/supernet",
     log:
         "results/logs/{net}/train_supernet.log",

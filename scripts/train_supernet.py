@@ -1,0 +1,42 @@
+"""Rule train_supernet: InstaTune-style elastic fine-tuning with distillation, or a given checkpoint."""
+
+import logging
+
+import yaml
+
+from simqnas.config import load_space
+from simqnas.data import load_split
+from simqnas.io import write_json_atomic, write_text_atomic
+from simqnas.logs import log_to
+from simqnas.supernets import build_supernet, load_supernet, resolve_space
+from simqnas.training import accuracy, sandwich_archs, train_supernet
+
+log_to(snakemake.log[0])
+spec = snakemake.params.supernet
+train, validation = load_split(snakemake.input.train), load_split(snakemake.input.validation)
+if hasattr(snakemake.input, "checkpoint"):
+    supernet = load_supernet(snakemake.input.checkpoint)
+    space = resolve_space(load_space(spec["space"], "supernet.space"), supernet)
+    metrics = {"source": snakemake.input.checkpoint}
+else:
+    supernet = build_supernet(spec, snakemake.params.dataset)
+    space = resolve_space(load_space(spec["space"], "supernet.space"), supernet)
+    metrics = {
+        "epochs": train_supernet(
+            supernet,
+            load_supernet(snakemake.input.teacher),
+            space,
+            train,
+            validation,
+            checkpoint_dir=snakemake.params.checkpoint_dir,
+            **spec["training"],
+        )
+    }
+for name, arch in zip(("largest", "smallest"), sandwich_archs(space), strict=True):
+    supernet.set_active(arch)
+    metrics[f"{name}_validation_accuracy"] = accuracy(supernet, validation)
+    logging.info("%s sub-network validation accuracy: %.4f", name, metrics[f"{name}_validation_accuracy"])
+supernet.set_active(None)
+supernet.save(snakemake.output.supernet)
+write_text_atomic(snakemake.output.space, yaml.safe_dump(space.to_dict(), sort_keys=False))
+write_json_atomic(snakemake.output.metrics, metrics)

@@ -1,0 +1,107 @@
+"""The whole DAG on the smoke config: real data, real MiniLM weights, real INC quantization and latency.
+
+One module-scoped run (a few minutes on 2 cores) feeds several assertions; a second run must do nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "report", "profiles")
+
+pytestmark = pytest.mark.slow
+
+
+def copy_workflow(target: Path) -> Path:
+    for name in WORKFLOW_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name)
+        else:
+            shutil.copy(source, target / name)
+    return target
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SLURM_CONF": "/dev/null"}
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/smoke.yaml", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    result = snakemake(workdir, "results/figures")
+    if result.returncode != 0:
+        pytest.fail(f"smoke workflow failed:\n{result.stderr[-6000:]}")
+    return workdir
+
+
+def test_figures_and_tables_exist(smoke_run: Path):
+    figures = smoke_run / "results" / "figures" / "bert"
+    for name in (
+        "fig1_accuracy_vs_size",
+        "fig1_accuracy_vs_latency",
+        "fig2_progression_size",
+        "fig2_hypervolume_size",
+        "fig3_quant_vs_joint",
+    ):
+        assert (figures / f"{name}.png").stat().st_size > 10_000, name
+        assert (figures / f"{name}.pdf").is_file(), name
+    tables = smoke_run / "results" / "tables"
+    for name in ("table1_search_space", "table2_3_elastic_parameters", "bert_headline"):
+        assert (tables / f"{name}.csv").is_file() and (tables / f"{name}.md").is_file(), name
+
+
+def test_every_run_spends_its_budget_on_unique_candidates(smoke_run: Path):
+    evaluations = pd.read_csv(smoke_run / "results" / "bert" / "summary" / "evaluations.csv")
+    for (space, objective, algorithm, seed), run in evaluations.groupby(
+        ["space", "objective", "algorithm", "seed"]
+    ):
+        assert len(run) == 6, (space, objective, algorithm, seed)
+        assert run["genome"].is_unique, (space, objective, algorithm, seed)
+        assert run["accuracy"].between(0, 1).all()
+        assert (run["size_bytes"] > 0).all()
+        if objective == "latency":
+            assert (run["latency_ms"] > 0).all()
+            assert run["normalized_latency"].notna().all()
+
+
+def test_iteration_zero_is_shared_through_the_evaluation_store(smoke_run: Path):
+    evaluations = pd.read_csv(smoke_run / "results" / "bert" / "summary" / "evaluations.csv")
+    first = evaluations[(evaluations["iteration"] == 0) & (evaluations["space"] == "joint")]
+    # the same seeded random population for every algorithm and objective: one evaluation each
+    assert first.groupby(["objective", "algorithm"])["genome"].apply(tuple).nunique() == 1
+    stored = list((smoke_run / "results" / "bert" / "evals").rglob("*.json"))
+    quality = [p for p in stored if json.loads(p.read_text())["fields"]["metric"] == "quality"]
+    assert len(quality) == evaluations["quality_key"].nunique()
+
+
+def test_baselines_follow_the_paper(smoke_run: Path):
+    baselines = pd.read_csv(smoke_run / "results" / "bert" / "summary" / "baselines.csv")
+    quality = baselines[baselines["host"].isna()].set_index("baseline")
+    # all-INT8 stores Linear weights in a quarter of the bytes
+    assert quality.loc["int8", "size_bytes"] < 0.6 * quality.loc["fp32", "size_bytes"]
+    local = baselines[baselines["host"] == "local"].set_index("baseline")
+    assert local.loc["int8", "normalized_latency"] == pytest.approx(1.0)
+
+
+def test_second_run_does_nothing(smoke_run: Path):
+    result = snakemake(smoke_run, "-n", "results/figures")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
