@@ -1,0 +1,1 @@
+"""Neural-network building blocks written for this project (no timm/torchvision, no HF model classes)."""
