@@ -1,0 +1,327 @@
+"""BERT for sequence classification as an elastic super-network (InstaTune-style, from a pre-trained model).
+
+Elastic parameters (one gene each, per layer where marked):
+  num_layers  [L]                 keep the first L encoder layers
+  num_heads   [h_0 .. h_{N-1}]    per layer: the first h heads
+  ffn_size    [k_0 .. k_{N-1}]    per layer: the first k intermediate neurons
+Genes of dropped layers are ignored. Module names equal Hugging Face `BertForSequenceClassification`'s, so
+HF checkpoints load by name and a quantization policy keyed by module name applies to extracted networks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import operator
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from simqnas.nn.elastic import Encoder, TransformerLayer, active_size, attention_bias, copy_prefix_weights
+from simqnas.supernets.base import Arch, SuperNetwork
+
+log = logging.getLogger(__name__)
+
+#: the Linear layers of one encoder layer, in quantization-gene order
+LAYER_LINEARS = (
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+)
+ARCH_PARAMS = ("num_layers", "num_heads", "ffn_size")
+#: checkpoint keys that hold no weights (a buffer older HF versions saved)
+IGNORED_CHECKPOINT_KEYS = ("bert.embeddings.position_ids",)
+#: top-level names of a bare `BertModel` checkpoint, which lacks the `bert.` prefix
+BERT_MODEL_PREFIXES = ("embeddings.", "encoder.", "pooler.")
+
+
+class TextEmbeddings(nn.Module):
+    """Token + position + (single) token-type embeddings, LayerNorm, dropout (HF BERT layout)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        max_position: int,
+        type_vocab_size: int,
+        eps: float,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab_size, hidden_size)
+        self.position_embeddings = nn.Embedding(max_position, hidden_size)
+        self.token_type_embeddings = nn.Embedding(type_vocab_size, hidden_size)
+        self.LayerNorm = nn.LayerNorm(hidden_size, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        # single-sentence classification: every token has token type 0
+        x = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings(positions)
+            + self.token_type_embeddings.weight[0]
+        )
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertClassifier(nn.Module):
+    """BERT + pooler + classification head with per-layer head counts and FFN sizes.
+
+    With `elastic=False` (the default) it is the plain network `BertSuperNetwork.extract` returns:
+    forward(input_ids, attention_mask) -> logits, no data-dependent control flow.
+    """
+
+    def __init__(
+        self,
+        num_heads: Sequence[int],
+        ffn_sizes: Sequence[int],
+        *,
+        head_dim: int,
+        vocab_size: int,
+        hidden_size: int,
+        max_position: int,
+        type_vocab_size: int,
+        num_labels: int,
+        activation: str,
+        eps: float,
+        dropout: float,
+        attention_dropout: float,
+        elastic: bool = False,
+    ) -> None:
+        super().__init__()
+        layers = [
+            TransformerLayer(
+                hidden_size,
+                heads,
+                ffn,
+                head_dim=head_dim,
+                dropout=dropout,
+                attention_dropout=attention_dropout,
+                activation=activation,
+                eps=eps,
+                elastic=elastic,
+            )
+            for heads, ffn in zip(num_heads, ffn_sizes, strict=True)
+        ]
+        self.bert = nn.ModuleDict(
+            {
+                "embeddings": TextEmbeddings(
+                    vocab_size, hidden_size, max_position, type_vocab_size, eps, dropout
+                ),
+                "encoder": Encoder(layers),
+                "pooler": nn.ModuleDict({"dense": nn.Linear(hidden_size, hidden_size)}),
+            }
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+        self.apply(_init_weights)
+
+    def encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(last hidden states (batch, tokens, hidden), pooled output (batch, hidden))."""
+        x = self.bert["embeddings"](input_ids)
+        x = self.bert["encoder"](x, attention_bias(attention_mask, x.dtype))
+        return x, torch.tanh(self.bert["pooler"]["dense"](x[:, 0]))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.encode(input_ids, attention_mask)[1]))
+
+
+def _init_weights(module: nn.Module) -> None:
+    """Hugging Face BERT's initialisation (std 0.02), for weights a checkpoint does not provide."""
+    if isinstance(module, nn.Linear | nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+class BertSuperNetwork(SuperNetwork, BertClassifier):
+    """Elastic BERT classifier: layers, heads per layer and FFN neurons per layer."""
+
+    family = "bert"
+    input_names = ("input_ids", "attention_mask")
+
+    def __init__(
+        self,
+        *,
+        num_layers: int = 6,
+        num_heads: int = 12,
+        ffn_size: int = 1536,
+        hidden_size: int = 384,
+        vocab_size: int = 30522,
+        max_position: int = 512,
+        type_vocab_size: int = 2,
+        num_labels: int = 2,
+        activation: str = "gelu",
+        eps: float = 1e-12,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        sequence_length: int = 64,
+    ) -> None:
+        if hidden_size % num_heads:
+            raise ValueError(f"num_heads: {num_heads} does not divide hidden_size {hidden_size}")
+        hyperparameters = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        static_options = {
+            "head_dim": hidden_size // num_heads,
+            "vocab_size": vocab_size,
+            "hidden_size": hidden_size,
+            "max_position": max_position,
+            "type_vocab_size": type_vocab_size,
+            "num_labels": num_labels,
+            "activation": activation,
+            "eps": eps,
+            "dropout": dropout,
+            "attention_dropout": attention_dropout,
+        }
+        super().__init__([num_heads] * num_layers, [ffn_size] * num_layers, **static_options, elastic=True)
+        self._hyperparameters = hyperparameters
+        self._static_options = static_options
+
+    # -- construction ----------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls, model_dir: str | Path, num_labels: int = 2, *, sequence_length: int = 64
+    ) -> BertSuperNetwork:
+        """Build from a Hugging Face BERT folder (config.json + model.safetensors).
+
+        Weights the checkpoint lacks (typically the pooler and classifier of a sentence-embedding model)
+        keep the fresh initialisation; they are logged, as are checkpoint keys the network does not use.
+        """
+        model_dir = Path(model_dir)
+        config_path, weights_path = model_dir / "config.json", model_dir / "model.safetensors"
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"{path}: not found (a Hugging Face BERT folder with safetensors weights)"
+                )
+        config = json.loads(config_path.read_text())
+        if config.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(
+                f"{config_path}: position_embedding_type '{config['position_embedding_type']}' unsupported"
+            )
+        try:
+            network = cls(
+                num_layers=config["num_hidden_layers"],
+                num_heads=config["num_attention_heads"],
+                ffn_size=config["intermediate_size"],
+                hidden_size=config["hidden_size"],
+                vocab_size=config["vocab_size"],
+                max_position=config["max_position_embeddings"],
+                type_vocab_size=config["type_vocab_size"],
+                num_labels=num_labels,
+                activation=config.get("hidden_act", "gelu"),
+                eps=config.get("layer_norm_eps", 1e-12),
+                dropout=config.get("hidden_dropout_prob", 0.1),
+                attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
+                sequence_length=sequence_length,
+            )
+        except KeyError as error:
+            raise ValueError(f"{config_path}: missing key {error}") from None
+        fresh = network.load_hf_state(load_file(weights_path), source=str(weights_path))
+        if fresh:
+            log.warning("%s: initialised fresh (not in the checkpoint): %s", weights_path, ", ".join(fresh))
+        return network
+
+    def load_hf_state(self, checkpoint: dict[str, torch.Tensor], source: str = "checkpoint") -> list[str]:
+        """Load Hugging Face BERT weights by name (with or without the `bert.` prefix).
+
+        Returns the network's keys the checkpoint did not provide (left as initialised).
+        """
+        own = self.state_dict()
+        renamed, unused = {}, []
+        for key, tensor in checkpoint.items():
+            name = f"bert.{key}" if key.startswith(BERT_MODEL_PREFIXES) else key
+            if name in IGNORED_CHECKPOINT_KEYS:
+                continue
+            if name not in own:
+                unused.append(key)
+                continue
+            if tensor.shape != own[name].shape:
+                raise ValueError(
+                    f"{source}: {key} has shape {tuple(tensor.shape)}, expected {tuple(own[name].shape)}"
+                )
+            renamed[name] = tensor
+        if unused:
+            log.warning("%s: checkpoint keys not used by the network: %s", source, ", ".join(sorted(unused)))
+        self.load_state_dict(renamed, strict=False)
+        return [key for key in own if key not in renamed]
+
+    # -- the SuperNetwork interface -------------------------------------------------------------------
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return dict(self._hyperparameters)
+
+    def largest_arch(self) -> Arch:
+        n = self._hyperparameters["num_layers"]
+        return {
+            "num_layers": [n],
+            "num_heads": [self._hyperparameters["num_heads"]] * n,
+            "ffn_size": [self._hyperparameters["ffn_size"]] * n,
+        }
+
+    def smallest_arch(self) -> Arch:
+        n = self._hyperparameters["num_layers"]
+        return {"num_layers": [1], "num_heads": [1] * n, "ffn_size": [1] * n}
+
+    def quantizable_layers(self) -> list[str]:
+        n = self._hyperparameters["num_layers"]
+        layers = [f"bert.encoder.layer.{i}.{name}" for i in range(n) for name in LAYER_LINEARS]
+        return [*layers, "bert.pooler.dense", "classifier"]
+
+    def example_inputs(self, batch_size: int = 1) -> tuple[torch.Tensor, ...]:
+        shape = (batch_size, self._hyperparameters["sequence_length"])
+        generator = torch.Generator().manual_seed(0)
+        vocab_size = self._hyperparameters["vocab_size"]
+        # the upper half of a BERT vocabulary holds ordinary words, no special tokens
+        input_ids = torch.randint(vocab_size // 2, vocab_size, shape, generator=generator)
+        return input_ids, torch.ones(shape, dtype=torch.int64)
+
+    def set_active(self, arch: Arch | None) -> None:
+        depth, heads, ffn = self.resolve(arch)
+        self.bert["encoder"].set_active(depth)
+        for layer, h, k in zip(self.bert["encoder"].layer, heads, ffn, strict=True):
+            layer.set_active(h, k)
+
+    def extract(self, arch: Arch) -> BertClassifier:
+        """The static sub-network in eval mode (dropped layers absent, sliced weights copied)."""
+        depth, heads, ffn = self.resolve(arch)
+        network = BertClassifier(heads[:depth], ffn[:depth], **self._static_options)
+        return copy_prefix_weights(self, network).eval()
+
+    def resolve(self, arch: Arch | None) -> tuple[int, list[int], list[int]]:
+        """Validate an architecture: (depth, heads per layer, FFN size per layer); missing parameters take
+        the full size, a per-layer parameter given once applies to every layer, `quantization` is ignored."""
+        arch = {k: v for k, v in (arch or {}).items() if k != "quantization"}
+        for key in arch:
+            if key not in ARCH_PARAMS:
+                raise ValueError(f"arch: unknown parameter '{key}' (bert has {', '.join(ARCH_PARAMS)})")
+        hp = self._hyperparameters
+        n = hp["num_layers"]
+        depth = self._genes(arch, "num_layers", 1, n)[0]
+        heads = self._genes(arch, "num_heads", n, hp["num_heads"])
+        ffn = self._genes(arch, "ffn_size", n, hp["ffn_size"])
+        return depth, heads, ffn
+
+    @staticmethod
+    def _genes(arch: Arch, param: str, count: int, maximum: int) -> list[int]:
+        values = arch.get(param, [maximum])
+        if not isinstance(values, list | tuple) or len(values) not in (1, count):
+            raise ValueError(f"arch: {param}: expected a list of 1 or {count} values, got {values!r}")
+        checked = []
+        for i, value in enumerate(values):
+            try:
+                value = operator.index(value)
+            except TypeError:
+                raise ValueError(f"arch: {param}[{i}]: {value!r} is not an integer") from None
+            checked.append(active_size(f"arch: {param}[{i}]", value, maximum))
+        return checked * count if len(checked) == 1 else checked

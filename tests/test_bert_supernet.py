@@ -1,0 +1,233 @@
+"""The BERT super-network: extraction equals the active super-network, names, validation, (de)serialization,
+and loading a real Hugging Face checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from simqnas.embedded import minilm_dir
+from simqnas.space import SearchSpace
+from simqnas.supernets import FAMILIES, load_supernet
+from simqnas.supernets.bert import BertSuperNetwork
+
+TINY = {
+    "num_layers": 3,
+    "num_heads": 4,
+    "ffn_size": 16,
+    "hidden_size": 8,
+    "vocab_size": 40,
+    "max_position": 12,
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny() -> BertSuperNetwork:
+    torch.manual_seed(0)
+    return BertSuperNetwork(**TINY, sequence_length=6).eval()
+
+
+def tiny_space(supernet: BertSuperNetwork) -> SearchSpace:
+    return SearchSpace.from_dict(
+        {
+            "elastic": {
+                "num_layers": {"count": 1, "choices": [1, 2, 3]},
+                "num_heads": {"count": 3, "choices": [1, 2, 3, 4]},
+                "ffn_size": {"count": 3, "choices": [3, 8, 16]},
+            },
+            "quantization": {"layers": supernet.quantizable_layers(), "choices": ["int8", "fp32"]},
+        }
+    )
+
+
+def batch() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(0, TINY["vocab_size"], (4, 6), generator=generator)
+    mask = torch.ones(4, 6, dtype=torch.long)
+    mask[1, 2:] = 0
+    return input_ids, mask
+
+
+def linear_names(module: nn.Module) -> list[str]:
+    return [n for n, m in module.named_modules() if isinstance(m, nn.Linear)]
+
+
+def test_extracted_subnetworks_compute_the_active_supernetwork_logits():
+    supernet = tiny()
+    space = tiny_space(supernet)
+    quantizable = supernet.quantizable_layers()
+    full_params = sum(p.numel() for p in supernet.parameters())
+    for genome in space.sample(6, np.random.default_rng(0)):
+        arch = space.decode(genome)
+        supernet.set_active(arch)
+        expected = supernet(*batch())
+        sub = supernet.extract(arch)
+        torch.testing.assert_close(sub(*batch()), expected, atol=1e-5, rtol=1e-5)
+        assert sum(p.numel() for p in sub.parameters()) < full_params
+        names = linear_names(sub)
+        assert set(names) <= set(quantizable)
+        assert len(names) == 6 * arch["num_layers"][0] + 2
+        assert all(type(m) is nn.Linear for m in sub.modules() if isinstance(m, nn.Linear))
+    supernet.set_active(None)
+    torch.testing.assert_close(supernet.extract(supernet.largest_arch())(*batch()), supernet(*batch()))
+
+
+def test_quantizable_layers_are_every_linear_in_gene_order():
+    supernet = tiny()
+    layers = supernet.quantizable_layers()
+    assert len(layers) == 6 * TINY["num_layers"] + 2
+    assert sorted(layers) == sorted(linear_names(supernet))
+    assert layers[:7] == [
+        "bert.encoder.layer.0.attention.self.query",
+        "bert.encoder.layer.0.attention.self.key",
+        "bert.encoder.layer.0.attention.self.value",
+        "bert.encoder.layer.0.attention.output.dense",
+        "bert.encoder.layer.0.intermediate.dense",
+        "bert.encoder.layer.0.output.dense",
+        "bert.encoder.layer.1.attention.self.query",
+    ]
+    assert layers[-2:] == ["bert.pooler.dense", "classifier"]
+    assert linear_names(supernet.extract(supernet.largest_arch())) == linear_names(supernet)
+
+
+def test_extracted_subnetwork_exports_without_elastic_control_flow():
+    supernet = tiny()
+    arch = {"num_layers": [2], "num_heads": [3, 1, 4], "ffn_size": [5, 16, 1]}
+    sub = supernet.extract(arch)
+    program = torch.export.export(sub, supernet.example_inputs(batch_size=2))
+    inputs = tuple(t[:2] for t in batch())  # the exported shape, other tokens, padding
+    torch.testing.assert_close(program.module()(*inputs), sub(*inputs))
+
+
+@pytest.mark.parametrize(
+    ("arch", "message"),
+    [
+        ({"num_heads": [5]}, r"arch: num_heads\[0\]: 5 is not an integer in \[1, 4\]"),
+        ({"num_layers": [0]}, r"arch: num_layers\[0\]: 0 is not an integer in \[1, 3\]"),
+        ({"ffn_size": [16, 17, 16]}, r"arch: ffn_size\[1\]: 17 is not an integer in \[1, 16\]"),
+        ({"ffn_size": [8.0]}, r"arch: ffn_size\[0\]: 8.0 is not an integer"),
+        ({"num_heads": [1, 2]}, r"arch: num_heads: expected a list of 1 or 3 values"),
+        ({"hidden_size": [8]}, r"arch: unknown parameter 'hidden_size'"),
+    ],
+)
+def test_invalid_architectures_name_the_parameter_and_value(arch, message):
+    supernet = tiny()
+    with pytest.raises(ValueError, match=message):
+        supernet.set_active(arch)
+    with pytest.raises(ValueError, match=message):
+        supernet.extract(arch)
+
+
+def test_partial_architecture_defaults_to_full_size_and_broadcasts():
+    supernet = tiny()
+    assert supernet.resolve({"num_heads": [2], "quantization": {"classifier": "int8"}}) == (
+        3,
+        [2, 2, 2],
+        [16] * 3,
+    )
+    assert supernet.resolve(None) == (3, [4] * 3, [16] * 3)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    supernet = tiny()
+    path = tmp_path / "supernet.safetensors"
+    supernet.save(path)
+    loaded = load_supernet(path).eval()
+    assert isinstance(loaded, BertSuperNetwork)
+    assert loaded.hyperparameters() == supernet.hyperparameters()
+    arch = {"num_layers": [2], "num_heads": [2, 3, 1], "ffn_size": [4, 4, 4]}
+    supernet.set_active(arch)
+    loaded.set_active(arch)
+    torch.testing.assert_close(loaded(*batch()), supernet(*batch()))
+    assert json.loads(json.dumps(supernet.hyperparameters())) == supernet.hyperparameters()
+    assert FAMILIES["bert"] is BertSuperNetwork
+
+
+def test_load_supernet_errors_name_the_file(tmp_path):
+    missing = tmp_path / "missing.safetensors"
+    with pytest.raises(FileNotFoundError, match=r"missing\.safetensors: super-network file not found"):
+        load_supernet(missing)
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match=r"corrupt\.safetensors: not a readable safetensors file"):
+        load_supernet(corrupt)
+    unknown = tmp_path / "unknown.safetensors"
+    save_file({"w": torch.zeros(1)}, str(unknown), metadata={"family": "lstm", "hyperparameters": "{}"})
+    with pytest.raises(ValueError, match=r"unknown\.safetensors: unknown super-network family 'lstm'"):
+        load_supernet(unknown)
+
+
+def _write_hf_folder(folder, state: dict[str, torch.Tensor]) -> None:
+    folder.mkdir()
+    config = {
+        "num_hidden_layers": TINY["num_layers"],
+        "num_attention_heads": TINY["num_heads"],
+        "intermediate_size": TINY["ffn_size"],
+        "hidden_size": TINY["hidden_size"],
+        "vocab_size": TINY["vocab_size"],
+        "max_position_embeddings": TINY["max_position"],
+        "type_vocab_size": 2,
+        "hidden_act": "gelu",
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    save_file(state, str(folder / "model.safetensors"))
+
+
+def test_from_pretrained_maps_bare_bert_keys_and_reports_fresh_ones(tmp_path, caplog):
+    source = tiny()
+    # a bare BertModel checkpoint: no `bert.` prefix, no classifier, an old position_ids buffer, a head
+    state = {
+        k.removeprefix("bert."): v for k, v in source.state_dict().items() if not k.startswith("classifier")
+    }
+    state["embeddings.position_ids"] = torch.arange(TINY["max_position"])[None]
+    state["cls.predictions.bias"] = torch.zeros(TINY["vocab_size"])
+    _write_hf_folder(tmp_path / "hf", state)
+    with caplog.at_level(logging.WARNING):
+        loaded = BertSuperNetwork.from_pretrained(tmp_path / "hf", num_labels=2).eval()
+    assert "initialised fresh (not in the checkpoint): classifier.weight, classifier.bias" in caplog.text
+    assert "not used by the network: cls.predictions.bias" in caplog.text
+    for got, want in zip(loaded.encode(*batch()), source.encode(*batch()), strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_from_pretrained_rejects_mismatched_shapes(tmp_path):
+    state = dict(tiny().state_dict())
+    state["bert.pooler.dense.weight"] = torch.zeros(3, 3)
+    _write_hf_folder(tmp_path / "hf", state)
+    with pytest.raises(ValueError, match=r"bert.pooler.dense.weight has shape \(3, 3\), expected \(8, 8\)"):
+        BertSuperNetwork.from_pretrained(tmp_path / "hf")
+    with pytest.raises(FileNotFoundError, match=r"nowhere/config\.json: not found"):
+        BertSuperNetwork.from_pretrained(tmp_path / "nowhere")
+
+
+def test_embedded_minilm_matches_hugging_face_bert(monkeypatch):
+    """The key mapping is right: same hidden states and pooled output as transformers' own BertModel."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from transformers import BertModel
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    ours = BertSuperNetwork.from_pretrained(minilm_dir()).eval()
+    reference = BertModel.from_pretrained(str(minilm_dir())).eval()
+    input_ids = torch.randint(1000, 30000, (2, 10), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(2, 10, dtype=torch.long)
+    mask[1, 6:] = 0
+    with torch.no_grad():
+        expected = reference(input_ids=input_ids, attention_mask=mask)
+        hidden, pooled = ours.encode(input_ids, mask)
+    torch.testing.assert_close(hidden, expected.last_hidden_state, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(pooled, expected.pooler_output, atol=2e-5, rtol=1e-4)
+    assert ours.quantizable_layers()[-1] == "classifier" and len(ours.quantizable_layers()) == 38
