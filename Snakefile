@@ -12,7 +12,11 @@ from simqnas.config import ConfigError, check_config
 min_version("9.27")
 
 
-configfile: "config/config.yaml"
+# The embedded default, unless --configfile names a complete config of its own (not merged with it, so a
+# user's experiments never inherit the default's).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 try:

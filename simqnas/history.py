@@ -63,10 +63,9 @@ def check_measurements(frame: pd.DataFrame, columns: Sequence[str], source: str)
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = frame.index[~np.isfinite(values) | (values < 0)]
         if len(bad):
-            row = frame.loc[bad[0]]
-            raise ValueError(
-                f"{source}: candidate {row.get('candidate', bad[0])}: invalid {column} {row[column]!r}"
-            )
+            first = bad[0]
+            candidate = int(frame.at[first, "candidate"]) if "candidate" in frame else first
+            raise ValueError(f"{source}: candidate {candidate}: invalid {column} {frame.at[first, column]!s}")
 
 
 def gather_iteration(

@@ -1,0 +1,188 @@
+"""Evaluation jobs on a tiny BERT super-network: shards, the content-addressed cache, baselines, gathering."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from simqnas.data import save_split
+from simqnas.evalstore import EvaluationStore
+from simqnas.history import gather_iteration, history_from_tables
+from simqnas.shard import (
+    EvaluationContext,
+    HostProfile,
+    evaluate_baseline,
+    evaluate_quality,
+    evaluation_settings,
+    shard_members,
+)
+from simqnas.space import SearchSpace
+from simqnas.supernets.bert import BertSuperNetwork
+
+TINY = {
+    "num_layers": 2,
+    "num_heads": 2,
+    "ffn_size": 16,
+    "hidden_size": 8,
+    "vocab_size": 40,
+    "max_position": 12,
+}
+SEQ = 6
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def split(rows: int, seed: int) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "input_ids": torch.randint(0, TINY["vocab_size"], (rows, SEQ), generator=generator),
+        "attention_mask": torch.ones(rows, SEQ, dtype=torch.int64),
+        "labels": torch.randint(0, 2, (rows,), generator=generator),
+    }
+
+
+@pytest.fixture(scope="module")
+def job_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("job")
+    torch.manual_seed(0)
+    supernet = BertSuperNetwork(**TINY, sequence_length=SEQ)
+    supernet.save(root / "supernet.safetensors")
+    space = SearchSpace.from_dict(
+        {
+            "elastic": {
+                "num_layers": {"count": 1, "choices": [1, 2]},
+                "num_heads": {"count": 2, "choices": [1, 2]},
+                "ffn_size": {"count": 2, "choices": [8, 16]},
+            },
+            "quantization": {"layers": supernet.quantizable_layers(), "choices": ["int8", "fp32"]},
+            "depth": [
+                {
+                    "param": "num_layers",
+                    "units": [
+                        {"num_heads": [0], "ffn_size": [0], "quantization": list(range(6))},
+                        {"num_heads": [1], "ffn_size": [1], "quantization": list(range(6, 12))},
+                    ],
+                }
+            ],
+        }
+    )
+    (root / "space.yaml").write_text(yaml.safe_dump(space.to_dict(), sort_keys=False))
+    save_split(root / "calibration.safetensors", split(8, 1))
+    save_split(root / "validation.safetensors", split(24, 2))
+    return root
+
+
+def load_context(root, kind: str = "joint") -> EvaluationContext:
+    settings = evaluation_settings({"calibration": {"batch_size": 4}, "evaluation": {"batch_size": 8}})
+    return EvaluationContext.load(
+        root / "supernet.safetensors",
+        root / "space.yaml",
+        kind,
+        root / "calibration.safetensors",
+        root / "validation.safetensors",
+        settings,
+    )
+
+
+def test_shards_split_candidates_round_robin():
+    genomes = np.arange(10).reshape(5, 2)
+    members = [shard_members(genomes, shard, 2) for shard in range(2)]
+    assert [i for i, _ in members[0]] == [0, 2, 4]
+    assert [i for i, _ in members[1]] == [1, 3]
+
+
+def test_quality_is_measured_once_and_then_read_from_the_store(job_files, tmp_path):
+    context = load_context(job_files)
+    store = EvaluationStore(tmp_path / "evals")
+    genomes = context.space.sample(3, np.random.default_rng(0))
+    first = evaluate_quality(context, list(enumerate(genomes)), store)
+    assert not first["quality_cached"].any()
+    assert first["accuracy"].between(0, 1).all() and (first["size_bytes"] > 0).all()
+    second = evaluate_quality(context, list(enumerate(genomes)), store)
+    assert second["quality_cached"].all()
+    pd.testing.assert_frame_equal(
+        first.drop(columns="quality_cached"), second.drop(columns="quality_cached"), check_exact=True
+    )
+
+
+def test_genomes_differing_only_in_dropped_layers_share_one_evaluation(job_files, tmp_path):
+    context = load_context(job_files)
+    one_layer = context.space.encode(
+        {
+            "num_layers": [1],
+            "num_heads": [2, 1],
+            "ffn_size": [16, 8],
+            "quantization": dict.fromkeys(context.supernet.quantizable_layers(), "int8"),
+        }
+    )
+    other = one_layer.copy()
+    other[2] = 1 - other[2]  # the second layer's heads: that layer does not exist
+    table = evaluate_quality(context, [(0, one_layer), (1, other)], EvaluationStore(tmp_path / "evals"))
+    assert table["quality_key"].nunique() == 1
+    assert table["quality_cached"].tolist() == [False, True]
+
+
+def test_quantization_only_space_evaluates_the_full_architecture(job_files, tmp_path):
+    context = load_context(job_files, "quant")
+    genome = context.space.sample(1, np.random.default_rng(3))[0]
+    arch, policy = context.candidate(genome)
+    assert arch == context.supernet.largest_arch()
+    assert len(policy) == len(context.supernet.quantizable_layers())
+
+
+def test_int8_baseline_is_smaller_than_fp32(job_files):
+    context = load_context(job_files)
+    fp32, int8 = evaluate_baseline(context, "fp32"), evaluate_baseline(context, "int8")
+    assert int8["size_bytes"] < fp32["size_bytes"]
+    assert 0 <= int8["accuracy"] <= 1 and 0 <= fp32["accuracy"] <= 1
+
+
+def test_host_profile_refuses_the_wrong_cpu():
+    host = HostProfile.from_config(
+        {"name": "xeon8480", "threads": 2, "warmup": 1, "runs": 3, "trim": 0.0, "cpu_model": "8480"}
+    )
+    with pytest.raises(RuntimeError, match=r"xeon8480.*8480"):
+        host.check_machine({"cpu_model": "AMD EPYC 9654", "hostname": "node1"})
+    host.check_machine({"cpu_model": "Intel(R) Xeon(R) Platinum 8480+", "hostname": "node2"})
+
+
+def write_shard(path, rows):
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def test_gather_joins_shards_and_refuses_bad_measurements(tmp_path):
+    genomes = np.array([[0, 1], [1, 0], [1, 1]])
+    write_shard(tmp_path / "s0.csv", [{"candidate": 0, "accuracy": 0.8, "size_bytes": 10}])
+    write_shard(
+        tmp_path / "s1.csv",
+        [
+            {"candidate": 1, "accuracy": 0.7, "size_bytes": 8},
+            {"candidate": 2, "accuracy": 0.9, "size_bytes": 12},
+        ],
+    )
+    table = gather_iteration(genomes, [tmp_path / "s0.csv", tmp_path / "s1.csv"], [], iteration=1)
+    assert table["candidate"].tolist() == [0, 1, 2]
+    assert [json.loads(g) for g in table["genome"]] == genomes.tolist()
+    table.to_csv(tmp_path / "evaluated.csv", index=False)
+    history = history_from_tables([tmp_path / "evaluated.csv"], 2, "size")
+    assert history.values.tolist() == [[0.8, 10], [0.7, 8], [0.9, 12]]
+
+    write_shard(tmp_path / "bad.csv", [{"candidate": 0, "accuracy": float("nan"), "size_bytes": 10}])
+    with pytest.raises(ValueError, match="candidate 0: invalid accuracy"):
+        gather_iteration(genomes[:1], [tmp_path / "bad.csv"], [], iteration=0)
+    write_shard(tmp_path / "neg.csv", [{"candidate": 0, "accuracy": 0.5, "size_bytes": -3}])
+    with pytest.raises(ValueError, match="invalid size_bytes"):
+        gather_iteration(genomes[:1], [tmp_path / "neg.csv"], [], iteration=0)
+    with pytest.raises(ValueError, match="do not cover"):
+        gather_iteration(genomes, [tmp_path / "s0.csv"], [], iteration=0)
