@@ -15,7 +15,7 @@ from torch import nn
 
 from simqnas.embedded import minilm_dir
 from simqnas.space import SearchSpace
-from simqnas.supernets import FAMILIES, load_supernet
+from simqnas.supernets import FAMILIES, build_supernet, load_supernet, resolve_space
 from simqnas.supernets.bert import BertSuperNetwork
 
 TINY = {
@@ -212,6 +212,37 @@ def test_from_pretrained_rejects_mismatched_shapes(tmp_path):
         BertSuperNetwork.from_pretrained(tmp_path / "hf")
     with pytest.raises(FileNotFoundError, match=r"nowhere/config\.json: not found"):
         BertSuperNetwork.from_pretrained(tmp_path / "nowhere")
+
+
+def test_build_supernet_from_a_workflow_config_entry(tmp_path):
+    _write_hf_folder(tmp_path / "hf", dict(tiny().state_dict()))
+    built = build_supernet({"family": "bert", "pretrained": str(tmp_path / "hf")}, {"max_length": 5})
+    assert isinstance(built, BertSuperNetwork)
+    assert built.example_inputs(batch_size=3)[0].shape == (3, 5)
+    with pytest.raises(ValueError, match="family: unknown super-network family 'lstm'"):
+        build_supernet({"family": "lstm"}, {"max_length": 5})
+
+
+def test_resolve_space_names_layers_and_checks_the_space_fits():
+    supernet = tiny()
+    named = resolve_space(tiny_space(supernet).with_layer_names([f"q{i}" for i in range(20)]), supernet)
+    assert named.quantization.layers == tuple(supernet.quantizable_layers())
+    assert resolve_space(named, supernet) == named
+    spec = tiny_space(supernet).to_dict()
+    with pytest.raises(
+        ValueError, match=r"space\.quantization\.layers: 19 layers, the bert super-network has 20"
+    ):
+        resolve_space(
+            SearchSpace.from_dict({**spec, "quantization": {"layers": 19, "choices": ["int8"]}}), supernet
+        )
+    renamed = {"layers": ["x", *supernet.quantizable_layers()[1:]], "choices": ["int8"]}
+    with pytest.raises(ValueError, match=r"space\.quantization\.layers: unknown layer 'x'"):
+        resolve_space(SearchSpace.from_dict({**spec, "quantization": renamed}), supernet)
+    too_wide = {**spec["elastic"], "num_heads": {"count": 3, "choices": [2, 6]}}
+    with pytest.raises(
+        ValueError, match=r"space.elastic: .* num_heads\[0\]: 6 is not an integer in \[1, 4\]"
+    ):
+        resolve_space(SearchSpace.from_dict({**spec, "elastic": too_wide}), supernet)
 
 
 def test_embedded_minilm_matches_hugging_face_bert(monkeypatch):

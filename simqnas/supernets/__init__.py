@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from safetensors import SafetensorError, safe_open
 
-from simqnas.supernets.base import SuperNetwork
+from simqnas.space import SearchSpace
+from simqnas.supernets.base import Arch, SuperNetwork
 from simqnas.supernets.bert import BertSuperNetwork
 
 #: family name (as written by `SuperNetwork.save`) -> class
@@ -43,3 +46,51 @@ def load_supernet(path: str | Path) -> SuperNetwork:
         first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
         raise ValueError(f"{path}: weights do not fit a {family} super-network ({first})") from None
     return network
+
+
+def sandwich_archs(space: SearchSpace) -> tuple[Arch, Arch]:
+    """(largest, smallest) architecture of the space's elastic parameters."""
+    largest = {p.name: [max(p.choices)] * p.count for p in space.elastic}
+    smallest = {p.name: [min(p.choices)] * p.count for p in space.elastic}
+    return largest, smallest
+
+
+def build_supernet(spec: Mapping[str, Any], dataset: Mapping[str, Any]) -> SuperNetwork:
+    """A fresh super-network for the workflow config entry `supernets.<name>` (`spec`) and its dataset."""
+    family = spec["family"]
+    if family not in FAMILIES:
+        raise ValueError(
+            f"family: unknown super-network family {family!r} (known: {', '.join(sorted(FAMILIES))})"
+        )
+    return FAMILIES[family].from_config(spec, dataset)
+
+
+def resolve_space(space: SearchSpace, supernet: SuperNetwork) -> SearchSpace:
+    """`space` checked against `supernet`, its quantization layers named by the network's module names.
+
+    Quantization layers given as a count take the network's names in gene order; given as names, they must
+    be exactly the network's. The space's largest and smallest architectures must be runnable.
+    """
+    layers = supernet.quantizable_layers()
+    if space.quantization is not None:
+        given = space.quantization.layers
+        if given == tuple(f"q{i}" for i in range(len(given))):
+            if len(given) != len(layers):
+                raise ValueError(
+                    f"space.quantization.layers: {len(given)} layers, the {supernet.family} super-network "
+                    f"has {len(layers)} quantizable layers"
+                )
+            space = space.with_layer_names(layers)
+        elif list(given) != layers:
+            unknown = [name for name in given if name not in layers]
+            detail = f"unknown layer {unknown[0]!r}" if unknown else "not the network's layers in gene order"
+            raise ValueError(f"space.quantization.layers: {detail} (the network has {len(layers)} layers)")
+    for arch in sandwich_archs(space):
+        try:
+            supernet.set_active(arch)
+        except ValueError as error:
+            raise ValueError(
+                f"space.elastic: the {supernet.family} super-network cannot run it ({error})"
+            ) from None
+    supernet.set_active(None)
+    return space

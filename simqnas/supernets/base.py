@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,6 +54,11 @@ class SuperNetwork(nn.Module, ABC):
     @abstractmethod
     def example_inputs(self, batch_size: int = 1) -> tuple[torch.Tensor, ...]:
         """Inputs of the shape used for export, calibration and latency."""
+
+    @classmethod
+    def from_config(cls, spec: Mapping[str, Any], dataset: Mapping[str, Any]) -> SuperNetwork:
+        """A fresh (untrained) network for a workflow config's `supernets.<name>` entry and its dataset."""
+        raise NotImplementedError(f"{cls.family}: building from a workflow config is not supported")
 
     @abstractmethod
     def hyperparameters(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from simqnas.embedded import minilm_dir
 from simqnas.nn.elastic import Encoder, TransformerLayer, active_size, attention_bias, copy_prefix_weights
 from simqnas.supernets.base import Arch, SuperNetwork
 
@@ -231,6 +232,13 @@ class BertSuperNetwork(SuperNetwork, BertClassifier):
         if fresh:
             log.warning("%s: initialised fresh (not in the checkpoint): %s", weights_path, ", ".join(fresh))
         return network
+
+    @classmethod
+    def from_config(cls, spec: Mapping[str, Any], dataset: Mapping[str, Any]) -> BertSuperNetwork:
+        """From `spec["pretrained"]` (null: the embedded all-MiniLM-L6-v2), inputs of the dataset's length."""
+        pretrained = spec.get("pretrained") or minilm_dir()
+        # both text sources (sentence polarity, GLUE SST-2) are binary sentiment
+        return cls.from_pretrained(pretrained, num_labels=2, sequence_length=dataset["max_length"])
 
     def load_hf_state(self, checkpoint: dict[str, torch.Tensor], source: str = "checkpoint") -> list[str]:
         """Load Hugging Face BERT weights by name (with or without the `bert.` prefix).
