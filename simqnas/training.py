@@ -1,0 +1,382 @@
+"""Fine-tuning the teacher and InstaTune-style elastic training of a super-network with distillation.
+
+Both share one loop (`_fit`): AdamW with linear warm-up and decay, gradient clipping, tqdm progress on
+stderr, and a checkpoint after every epoch (safetensors for tensors, JSON for the rest; no pickle). Called
+again with the same checkpoint directory, a run resumes after its last complete epoch. Every random stream
+(data order, dropout, sampled sub-networks) is derived from (seed, epoch), so a checkpoint needs no RNG
+state and a resumed run continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from simqnas.io import atomic_path, write_json_atomic
+from simqnas.nn.elastic import reorder_by_importance_
+from simqnas.supernets import sandwich_archs
+from simqnas.supernets.base import SuperNetwork
+
+if TYPE_CHECKING:
+    from simqnas.space import SearchSpace
+
+Split = Mapping[str, torch.Tensor]
+#: warm-up share of all steps, as Hugging Face fine-tuning recipes for BERT use
+WARMUP_RATIO = 0.1
+WEIGHT_DECAY = 0.01
+MAX_GRAD_NORM = 1.0
+STATE_FILE = "state.json"
+
+
+# ---------------------------------------------------------------- batches and evaluation
+
+
+def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Cut right padding shared by the whole batch (exact: padded keys are masked out anyway)."""
+    mask = batch.get("attention_mask")
+    if mask is None:
+        return batch
+    length = max(int(mask.sum(dim=1).max()), 1)
+    return {k: v[:, :length] if v.dim() == 2 and v.shape[1] == mask.shape[1] else v for k, v in batch.items()}
+
+
+def _batch(data: Split, rows: torch.Tensor | slice) -> dict[str, torch.Tensor]:
+    """The rows of a split (padding trimmed), with their row numbers as `rows`."""
+    batch = trim_padding({k: v[rows] for k, v in data.items()})
+    batch["rows"] = torch.arange(len(data["labels"]))[rows]
+    return batch
+
+
+def _inputs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    return tuple(batch[name] for name in model.input_names)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: Split, batch_size: int = 64) -> torch.Tensor:
+    """Logits (rows, classes) in eval mode; `model.input_names` names the inputs."""
+    was_training = model.training
+    model.eval()
+    try:
+        n = len(data["labels"])
+        batches = (_batch(data, slice(i, i + batch_size)) for i in range(0, n, batch_size))
+        return torch.cat([model(*_inputs(model, b)) for b in batches])
+    finally:
+        model.train(was_training)
+
+
+def accuracy(model: nn.Module, data: Split, batch_size: int = 64) -> float:
+    return float((predict(model, data, batch_size).argmax(dim=1) == data["labels"]).float().mean())
+
+
+def distillation_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    teacher_logits: torch.Tensor | None,
+    temperature: float,
+    weight: float,
+) -> torch.Tensor:
+    """(1 - weight) * CE + weight * T^2 * KL(teacher || student) on temperature-softened logits."""
+    ce = F.cross_entropy(logits, labels)
+    if teacher_logits is None:
+        return ce
+    kd = F.kl_div(
+        F.log_softmax(logits / temperature, dim=-1),
+        F.log_softmax(teacher_logits / temperature, dim=-1),
+        log_target=True,
+        reduction="batchmean",
+    )
+    # T^2 keeps the gradient scale of the soft term independent of the temperature (Hinton et al.)
+    return (1 - weight) * ce + weight * temperature**2 * kd
+
+
+# ---------------------------------------------------------------- the two trainings
+
+
+def finetune_teacher(
+    model: SuperNetwork,
+    train: Split,
+    validation: Split,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    max_steps_per_epoch: int | None = None,
+    checkpoint_dir: str | Path | None = None,
+) -> float:
+    """Full fine-tuning (every weight, the full network) with cross-entropy; returns validation accuracy."""
+    model.set_active(None)
+
+    def step(batch: dict[str, torch.Tensor], rng: np.random.Generator) -> float:
+        loss = F.cross_entropy(model(*_inputs(model, batch)), batch["labels"])
+        loss.backward()
+        return loss.item()
+
+    settings = {"kind": "teacher", "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
+    settings["max_steps_per_epoch"] = max_steps_per_epoch
+    metrics = _fit(
+        model,
+        train,
+        step,
+        lambda: {"accuracy": accuracy(model, validation, batch_size)},
+        settings=settings,
+        checkpoint_dir=checkpoint_dir,
+    )
+    return metrics[-1]["accuracy"]
+
+
+def train_supernet(
+    supernet: SuperNetwork,
+    teacher: nn.Module | None,
+    space: SearchSpace,
+    train: Split,
+    validation: Split,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    subnets_per_step: int = 1,
+    distill_temperature: float = 2.0,
+    distill_weight: float = 0.5,
+    checkpoint_dir: str | Path | None = None,
+    max_steps_per_epoch: int | None = None,
+    importance_batches: int = 8,
+) -> list[dict[str, Any]]:
+    """Elastic fine-tuning with the sandwich rule and knowledge distillation from `teacher`.
+
+    Every step accumulates the gradients of the largest, the smallest and `subnets_per_step` random
+    sub-networks of `space`, then takes one optimizer step. Teacher logits (eval mode) are computed once
+    for the training set (cached in `checkpoint_dir`); without a teacher the loss is cross-entropy only.
+    Before the first epoch, heads and FFN neurons are sorted by importance on `importance_batches` training
+    batches (0: keep the pre-trained order), so that the sub-networks keep the most important ones.
+    Returns per-epoch metrics: mean training loss, the per-step losses, and the validation accuracy of the
+    largest and smallest sub-networks.
+    """
+    largest, smallest = sandwich_archs(space)
+    soft_targets = None if teacher is None else _teacher_logits(teacher, train, batch_size, checkpoint_dir)
+
+    def loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        teacher_logits = None if soft_targets is None else soft_targets[batch["rows"]]
+        logits = supernet(*_inputs(supernet, batch))
+        return distillation_loss(logits, batch["labels"], teacher_logits, distill_temperature, distill_weight)
+
+    if importance_batches and (checkpoint_dir is None or _latest_checkpoint(Path(checkpoint_dir)) is None):
+        supernet.set_active(None)
+        supernet.eval()
+        # the first batches of the first epoch (the same stream as `_epoch_streams(seed, 0)`)
+        rows = torch.from_numpy(np.random.default_rng([seed, 0]).permutation(len(train["labels"])))
+        starts = range(0, min(len(rows), importance_batches * batch_size), batch_size)
+        batches = [_batch(train, rows[i : i + batch_size]) for i in starts]
+        reorder_by_importance_(supernet, [lambda b=b: loss(b) for b in batches])
+
+    def step(batch: dict[str, torch.Tensor], rng: np.random.Generator) -> float:
+        archs = [largest, smallest, *(space.decode(g) for g in space.sample(subnets_per_step, rng))]
+        teacher_logits = None if soft_targets is None else soft_targets[batch["rows"]]
+        total = 0.0
+        for arch in archs:
+            supernet.set_active(arch)
+            logits = supernet(*_inputs(supernet, batch))
+            loss = distillation_loss(
+                logits, batch["labels"], teacher_logits, distill_temperature, distill_weight
+            )
+            loss.backward()
+            total += loss.item()
+        supernet.set_active(None)
+        return total / len(archs)
+
+    def evaluate() -> dict[str, float]:
+        result = {}
+        for name, arch in (("largest", largest), ("smallest", smallest)):
+            supernet.set_active(arch)
+            result[f"{name}_accuracy"] = accuracy(supernet, validation, batch_size)
+        supernet.set_active(None)
+        return result
+
+    settings = {
+        "kind": "supernet",
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "subnets_per_step": subnets_per_step,
+        "distill_temperature": distill_temperature,
+        "distill_weight": distill_weight if teacher is not None else None,
+        "max_steps_per_epoch": max_steps_per_epoch,
+        "importance_batches": importance_batches,
+        "space": space.to_dict(),
+    }
+    return _fit(supernet, train, step, evaluate, settings=settings, checkpoint_dir=checkpoint_dir)
+
+
+def _teacher_logits(
+    teacher: nn.Module, train: Split, batch_size: int, checkpoint_dir: str | Path | None
+) -> torch.Tensor:
+    cache = None if checkpoint_dir is None else Path(checkpoint_dir) / "teacher_logits.safetensors"
+    if cache is not None and cache.is_file():
+        logits = load_file(str(cache))["logits"]
+        if len(logits) == len(train["labels"]):
+            return logits
+    if isinstance(teacher, SuperNetwork):
+        teacher.set_active(None)
+    logits = predict(teacher, train, batch_size)
+    if cache is not None:
+        with atomic_path(cache) as tmp:
+            save_file({"logits": logits.contiguous()}, str(tmp))
+    return logits
+
+
+# ---------------------------------------------------------------- the shared loop
+
+
+def _epoch_streams(seed: int, epoch: int) -> np.random.Generator:
+    """The epoch's numpy stream (data order, sub-networks); seeds torch's stream (dropout) as well."""
+    torch.manual_seed(int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1)[0]))
+    return np.random.default_rng([seed, epoch])
+
+
+def _learning_rate(lr: float, step: int, total: int) -> float:
+    warmup = max(1, int(WARMUP_RATIO * total))
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    return lr * max(0.0, (total - step) / max(1, total - warmup))
+
+
+def _fit(
+    model: nn.Module,
+    train: Split,
+    step: Callable[[dict[str, torch.Tensor], np.random.Generator], float],
+    evaluate: Callable[[], dict[str, float]],
+    *,
+    settings: dict[str, Any],
+    checkpoint_dir: str | Path | None,
+) -> list[dict[str, Any]]:
+    """Run `step` (forward + backward, returns the loss) over shuffled batches for settings["epochs"]."""
+    epochs, batch_size, seed = settings["epochs"], settings["batch_size"], settings["seed"]
+    n = len(train["labels"])
+    steps_per_epoch = -(-n // batch_size)
+    if settings["max_steps_per_epoch"] is not None:
+        steps_per_epoch = min(steps_per_epoch, settings["max_steps_per_epoch"])
+    total_steps = epochs * steps_per_epoch
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=settings["lr"],
+    )
+    metrics: list[dict[str, Any]] = []
+    if checkpoint_dir is not None:
+        metrics = _resume(Path(checkpoint_dir), model, optimizer, settings)
+    for epoch in range(len(metrics), epochs):
+        model.train()
+        rng = _epoch_streams(seed, epoch)
+        order = torch.from_numpy(rng.permutation(n))
+        losses, started = [], time.perf_counter()
+        progress = tqdm(
+            range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", file=sys.stderr, mininterval=5
+        )
+        for i in progress:
+            rows = order[i * batch_size : (i + 1) * batch_size]
+            batch = _batch(train, rows)
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(settings["lr"], epoch * steps_per_epoch + i, total_steps)
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(step(batch, rng))
+            nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+            optimizer.step()
+            progress.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+        progress.close()
+        seconds = time.perf_counter() - started
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)),
+            "step_losses": losses,
+            "seconds": seconds,
+            "seconds_per_step": seconds / len(losses),
+            **evaluate(),
+        }
+        metrics.append(record)
+        summary = {k: v for k, v in record.items() if k != "step_losses"}
+        print(f"epoch {epoch + 1}/{epochs}: {json.dumps(summary)}", file=sys.stderr)
+        if checkpoint_dir is not None:
+            _save_checkpoint(Path(checkpoint_dir), model, optimizer, settings, metrics)
+    model.eval()
+    return metrics
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _checkpoint_name(epoch: int) -> str:
+    return f"epoch-{epoch:04d}"
+
+
+def _save_checkpoint(
+    directory: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    settings: dict[str, Any],
+    metrics: list,
+) -> None:
+    """Write epoch-N/ under a temporary name and rename it into place, then drop older checkpoints."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / _checkpoint_name(len(metrics))
+    tmp = directory / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    state = optimizer.state_dict()
+    tensors = {f"{i}.{name}": value for i, entry in state["state"].items() for name, value in entry.items()}
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "optimizer.safetensors"))
+    write_json_atomic(
+        tmp / STATE_FILE,
+        {"settings": settings, "metrics": metrics, "param_groups": state["param_groups"]},
+    )
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for old in directory.glob("epoch-*"):
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _latest_checkpoint(directory: Path) -> Path | None:
+    complete = sorted(d for d in directory.glob("epoch-*") if (d / STATE_FILE).is_file())
+    return complete[-1] if complete else None
+
+
+def _resume(
+    directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, settings: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Load the last complete checkpoint into model and optimizer; its metrics ([] when there is none)."""
+    latest = _latest_checkpoint(directory)
+    if latest is None:
+        return []
+    state = json.loads((latest / STATE_FILE).read_text())
+    saved = state["settings"]
+    for key in sorted(set(saved) | set(settings)):
+        if saved.get(key) != settings.get(key):
+            raise ValueError(
+                f"{latest}: checkpoint has {key}={saved.get(key)!r}, this run {key}={settings.get(key)!r}; "
+                "use another checkpoint directory or delete it"
+            )
+    model.load_state_dict(load_file(str(latest / "model.safetensors")))
+    per_param: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in load_file(str(latest / "optimizer.safetensors")).items():
+        index, name = key.split(".", 1)
+        per_param.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": per_param, "param_groups": state["param_groups"]})
+    print(f"resumed from {latest} (epoch {len(state['metrics'])})", file=sys.stderr)
+    return state["metrics"]
