@@ -204,10 +204,6 @@ class TransformerLayer(nn.Module):
         return self.attention["self"]
 
     @property
-    def ffn_size(self) -> int:
-        return self.intermediate["dense"].out_features
-
-    @property
     def active_ffn_size(self) -> int:
         dense = self.intermediate["dense"]
         return dense.active_out if isinstance(dense, ElasticLinear) else dense.out_features

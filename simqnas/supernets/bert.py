@@ -80,6 +80,8 @@ class BertClassifier(nn.Module):
     forward(input_ids, attention_mask) -> logits, no data-dependent control flow.
     """
 
+    input_names = ("input_ids", "attention_mask")
+
     def __init__(
         self,
         num_heads: Sequence[int],
@@ -149,7 +151,6 @@ class BertSuperNetwork(SuperNetwork, BertClassifier):
     """Elastic BERT classifier: layers, heads per layer and FFN neurons per layer."""
 
     family = "bert"
-    input_names = ("input_ids", "attention_mask")
 
     def __init__(
         self,
