@@ -9,6 +9,7 @@ state and a resumed run continues exactly as an uninterrupted one would.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
@@ -81,6 +83,16 @@ def accuracy(model: nn.Module, data: Split, batch_size: int = 64) -> float:
     return float((predict(model, data, batch_size).argmax(dim=1) == data["labels"]).float().mean())
 
 
+def fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
+    """A short content hash of named tensors (names, dtypes, shapes, values)."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        tensor = tensors[key].detach().contiguous().reshape(-1)
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensors[key].shape)};".encode())
+        digest.update(tensor.view(torch.uint8).numpy())
+    return digest.hexdigest()[:16]
+
+
 def distillation_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -119,14 +131,23 @@ def finetune_teacher(
 ) -> float:
     """Full fine-tuning (every weight, the full network) with cross-entropy; returns validation accuracy."""
     model.set_active(None)
+    initial_weights = fingerprint(model.state_dict())
 
     def step(batch: dict[str, torch.Tensor], rng: np.random.Generator) -> float:
         loss = F.cross_entropy(model(*_inputs(model, batch)), batch["labels"])
         loss.backward()
         return loss.item()
 
-    settings = {"kind": "teacher", "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
-    settings["max_steps_per_epoch"] = max_steps_per_epoch
+    settings = {
+        "kind": "teacher",
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "max_steps_per_epoch": max_steps_per_epoch,
+        "train_data": fingerprint(train),
+        "initial_weights": initial_weights,
+    }
     metrics = _fit(
         model,
         train,
@@ -167,7 +188,14 @@ def train_supernet(
     largest and smallest sub-networks.
     """
     largest, smallest = sandwich_archs(space)
-    soft_targets = None if teacher is None else _teacher_logits(teacher, train, batch_size, checkpoint_dir)
+    identity = {
+        "train_data": fingerprint(train),
+        "initial_weights": fingerprint(supernet.state_dict()),
+        "teacher": None if teacher is None else fingerprint(teacher.state_dict()),
+    }
+    soft_targets = None
+    if teacher is not None:
+        soft_targets = _teacher_logits(teacher, train, batch_size, checkpoint_dir, identity)
 
     def loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         teacher_logits = None if soft_targets is None else soft_targets[batch["rows"]]
@@ -218,24 +246,31 @@ def train_supernet(
         "max_steps_per_epoch": max_steps_per_epoch,
         "importance_batches": importance_batches,
         "space": space.to_dict(),
+        **identity,
     }
     return _fit(supernet, train, step, evaluate, settings=settings, checkpoint_dir=checkpoint_dir)
 
 
 def _teacher_logits(
-    teacher: nn.Module, train: Split, batch_size: int, checkpoint_dir: str | Path | None
+    teacher: nn.Module,
+    train: Split,
+    batch_size: int,
+    checkpoint_dir: str | Path | None,
+    identity: dict[str, Any],
 ) -> torch.Tensor:
+    """The teacher's eval-mode logits for the training set, cached for the same teacher and data."""
+    meta = {"teacher": identity["teacher"], "train_data": identity["train_data"]}
     cache = None if checkpoint_dir is None else Path(checkpoint_dir) / "teacher_logits.safetensors"
     if cache is not None and cache.is_file():
-        logits = load_file(str(cache))["logits"]
-        if len(logits) == len(train["labels"]):
-            return logits
+        with safe_open(str(cache), "pt") as f:
+            if f.metadata() == meta:
+                return f.get_tensor("logits")
     if isinstance(teacher, SuperNetwork):
         teacher.set_active(None)
     logits = predict(teacher, train, batch_size)
     if cache is not None:
         with atomic_path(cache) as tmp:
-            save_file({"logits": logits.contiguous()}, str(tmp))
+            save_file({"logits": logits.contiguous()}, str(tmp), metadata=meta)
     return logits
 
 

@@ -16,6 +16,7 @@ from simqnas.training import (
     accuracy,
     distillation_loss,
     finetune_teacher,
+    fingerprint,
     predict,
     train_supernet,
     trim_padding,
@@ -69,6 +70,14 @@ def test_distillation_loss_mixes_cross_entropy_and_softened_teacher():
     torch.testing.assert_close(distillation_loss(logits, labels, None, 2.0, 0.5), ce)
     torch.testing.assert_close(distillation_loss(logits, labels, logits, 2.0, 0.5), 0.5 * ce)
     assert distillation_loss(logits, labels, torch.randn(4, 3), 2.0, 1.0) > 0
+
+
+def test_fingerprint_changes_with_any_value_name_or_shape():
+    tensors = {"a": torch.arange(6.0), "b": torch.ones(2, dtype=torch.int64)}
+    assert fingerprint(tensors) == fingerprint({k: v.clone() for k, v in tensors.items()})
+    assert fingerprint(tensors) != fingerprint({**tensors, "a": torch.arange(6.0) + 1e-6})
+    assert fingerprint(tensors) != fingerprint({**tensors, "a": torch.arange(6.0).reshape(2, 3)})
+    assert fingerprint(tensors) != fingerprint({"c": tensors["a"], "b": tensors["b"]})
 
 
 def test_trimming_padding_changes_no_logit():
@@ -153,6 +162,18 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
     state = json.loads((tmp_path / "epoch-0002" / "state.json").read_text())
     assert [m["epoch"] for m in state["metrics"]] == [1, 2]
 
+    other_teacher = tiny()
+    other_teacher.classifier.bias.data += 1
+    with pytest.raises(
+        ValueError, match=r"epoch-0002: checkpoint has teacher='[0-9a-f]+', this run teacher="
+    ):
+        train_supernet(
+            tiny(), other_teacher, space(resumed), train, validation, checkpoint_dir=tmp_path, **SETTINGS
+        )
+    with pytest.raises(ValueError, match=r"epoch-0002: checkpoint has train_data="):
+        train_supernet(
+            tiny(), teacher, space(resumed), validation, validation, checkpoint_dir=tmp_path, **SETTINGS
+        )
     with pytest.raises(ValueError, match=r"epoch-0002: checkpoint has lr=0\.003, this run lr=0\.001"):
         train_supernet(
             tiny(),
