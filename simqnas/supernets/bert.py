@@ -196,8 +196,9 @@ class BertSuperNetwork(SuperNetwork, BertClassifier):
     ) -> BertSuperNetwork:
         """Build from a Hugging Face BERT folder (config.json + model.safetensors).
 
-        Weights the checkpoint lacks (typically the pooler and classifier of a sentence-embedding model)
-        keep the fresh initialisation; they are logged, as are checkpoint keys the network does not use.
+        Weights the checkpoint lacks (the classifier of a pre-trained model; also the pooler of some
+        sentence-embedding checkpoints) keep the fresh initialisation; they are logged, as are checkpoint
+        keys the network does not use.
         """
         model_dir = Path(model_dir)
         config_path, weights_path = model_dir / "config.json", model_dir / "model.safetensors"
@@ -279,6 +280,8 @@ class BertSuperNetwork(SuperNetwork, BertClassifier):
         }
 
     def smallest_arch(self) -> Arch:
+        """The smallest network this one can run (one layer, head and neuron); a search space's own
+        smallest architecture is `simqnas.supernets.sandwich_archs(space)[1]`."""
         n = self._hyperparameters["num_layers"]
         return {"num_layers": [1], "num_heads": [1] * n, "ffn_size": [1] * n}
 
