@@ -9,8 +9,6 @@ rule baseline_quality:
         calibration="results/{net}/calibration.safetensors",
     output:
         "results/{net}/baseline/{precision}.json",
-    params:
-        supernet=lambda wildcards: SUPERNETS[wildcards.net],
     log:
         "results/logs/{net}/baseline_{precision}.log",
     benchmark:
@@ -19,5 +17,7 @@ rule baseline_quality:
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        supernet=supernet_params(*EVALUATION_KEYS),
     script:
         "../scripts/baseline_quality.py"

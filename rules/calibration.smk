@@ -6,13 +6,13 @@ rule calibration_set:
         calibration=lambda wildcards: split_file(wildcards.net, "calibration"),
     output:
         "results/{net}/calibration.safetensors",
-    params:
-        calibration=lambda wildcards: SUPERNETS[wildcards.net].get("calibration", {}),
     log:
         "results/logs/{net}/calibration_set.log",
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        calibration=lambda wildcards: SUPERNETS[wildcards.net].get("calibration", {}),
     script:
         "../scripts/calibration_set.py"

@@ -27,7 +27,9 @@ wildcard_constraints:
     split="train|validation|calibration",
 
 
-RUN_DIR = "results/{net}/search/{space}-{obj}/{algo}/seed{seed}"
+# a search run's folder under results/ (outputs), results/logs/ and results/benchmarks/
+RUN = "{net}/search/{space}-{obj}/{algo}/seed{seed}"
+RUN_DIR = f"results/{RUN}"
 
 
 def run_of(wildcards) -> SearchRun:
@@ -64,3 +66,11 @@ def latency_hosts(net: str) -> list[str]:
 def host_resources(host: str) -> dict:
     """Scheduler resources of an exclusive latency job on a host profile."""
     return {"constraint": HOSTS[host].get("feature") or ""}
+
+
+def supernet_params(*keys):
+    """The part of a super-network's config a rule uses: other changes must not re-run it."""
+    return lambda wildcards: {key: SUPERNETS[wildcards.net].get(key) for key in keys}
+
+
+EVALUATION_KEYS = ("calibration", "evaluation")

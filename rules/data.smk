@@ -7,8 +7,6 @@ rule prepare_text_data:
         validation="results/data/{dataset}/validation.safetensors",
         calibration="results/data/{dataset}/calibration.safetensors",
         summary="results/data/{dataset}/summary.json",
-    params:
-        dataset=lambda wildcards: DATASETS[wildcards.dataset],
     log:
         "results/logs/data/{dataset}.log",
     benchmark:
@@ -17,5 +15,7 @@ rule prepare_text_data:
     resources:
         mem_mb=2000,
         runtime=20,
+    params:
+        dataset=lambda wildcards: DATASETS[wildcards.dataset],
     script:
         "../scripts/prepare_text_data.py"

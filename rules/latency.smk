@@ -11,9 +11,6 @@ rule baseline_latency:
         validation=lambda wildcards: split_file(wildcards.net, "validation"),
     output:
         "results/{net}/baseline/latency-{host}/{precision}.json",
-    params:
-        host=lambda wildcards: {"name": wildcards.host, **HOSTS[wildcards.host]},
-        supernet=lambda wildcards: SUPERNETS[wildcards.net],
     log:
         "results/logs/{net}/baseline_latency_{host}_{precision}.log",
     benchmark:
@@ -25,6 +22,9 @@ rule baseline_latency:
         runtime=30,
         slurm_extra="--exclusive",
         constraint=lambda wildcards: host_resources(wildcards.host)["constraint"],
+    params:
+        host=lambda wildcards: {"name": wildcards.host, **HOSTS[wildcards.host]},
+        supernet=supernet_params(*EVALUATION_KEYS),
     script:
         "../scripts/baseline_latency.py"
 
@@ -38,14 +38,10 @@ rule measure_latency:
         validation=lambda wildcards: split_file(wildcards.net, "validation"),
     output:
         f"{RUN_DIR}/it{{it}}/latency-{{host}}.csv",
-    params:
-        host=lambda wildcards: {"name": wildcards.host, **HOSTS[wildcards.host]},
-        supernet=lambda wildcards: SUPERNETS[wildcards.net],
-        store=lambda wildcards: f"results/{wildcards.net}/evals",
     log:
-        f"results/logs/{RUN_DIR}/it{{it}}/latency-{{host}}.log",
+        f"results/logs/{RUN}/it{{it}}/latency-{{host}}.log",
     benchmark:
-        f"results/benchmarks/{RUN_DIR}/it{{it}}/latency-{{host}}.tsv"
+        f"results/benchmarks/{RUN}/it{{it}}/latency-{{host}}.tsv"
     threads: workflow.cores
     resources:
         latency_slots=1,
@@ -53,5 +49,9 @@ rule measure_latency:
         runtime=120,
         slurm_extra="--exclusive",
         constraint=lambda wildcards: host_resources(wildcards.host)["constraint"],
+    params:
+        host=lambda wildcards: {"name": wildcards.host, **HOSTS[wildcards.host]},
+        supernet=supernet_params(*EVALUATION_KEYS),
+        store=lambda wildcards: f"results/{wildcards.net}/evals",
     script:
         "../scripts/measure_latency.py"

@@ -25,14 +25,14 @@ rule summarize_net:
         baselines="results/{net}/summary/baselines.csv",
         hypervolume="results/{net}/summary/hypervolume.csv",
         normalization="results/{net}/summary/normalization.json",
-    params:
-        runs=lambda wildcards: [vars(run) for run in runs_of_net(wildcards.net)],
     log:
         "results/logs/{net}/summarize.log",
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        runs=lambda wildcards: [vars(run) for run in runs_of_net(wildcards.net)],
     script:
         "../scripts/summarize_net.py"
 
@@ -44,15 +44,15 @@ rule headline_table:
     output:
         csv="results/tables/{net}_headline.csv",
         md="results/tables/{net}_headline.md",
-    params:
-        family=lambda wildcards: SUPERNETS[wildcards.net]["family"],
-        tolerance=config["iso_accuracy_tolerance"],
     log:
         "results/logs/{net}/headline_table.log",
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        family=lambda wildcards: SUPERNETS[wildcards.net]["family"],
+        tolerance=config["iso_accuracy_tolerance"],
     script:
         "../scripts/headline_table.py"
 
@@ -65,18 +65,18 @@ rule table_search_space:
         table1_md="results/tables/table1_search_space.md",
         table23_csv="results/tables/table2_3_elastic_parameters.csv",
         table23_md="results/tables/table2_3_elastic_parameters.md",
-    params:
-        extra_spaces={
-            net: spec["space"]
-            for net, spec in SUPERNETS.items()
-            if isinstance(spec["space"], str)
-        },
     log:
         "results/logs/table_search_space.log",
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        extra_spaces={
+            net: spec["space"]
+            for net, spec in SUPERNETS.items()
+            if isinstance(spec["space"], str)
+        },
     script:
         "../scripts/table_search_space.py"
 
@@ -97,13 +97,13 @@ rule figures:
             subcategory="{net}",
             labels={"network": "{net}", "figure": "{figure}"},
         ),
-    params:
-        nets=list(SUPERNETS),
     log:
         "results/logs/figures.log",
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
+    params:
+        nets=list(SUPERNETS),
     script:
         "../scripts/figures.py"

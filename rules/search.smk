@@ -6,7 +6,10 @@
 
 def history_of(wildcards) -> list[str]:
     """Iteration `it` reads every evaluation of the run so far."""
-    return [f"{RUN_DIR}/it{i}/evaluated.csv".format(**wildcards) for i in range(int(wildcards.it))]
+    return [
+        f"{RUN_DIR}/it{i}/evaluated.csv".format(**wildcards)
+        for i in range(int(wildcards.it))
+    ]
 
 
 def shards_of(wildcards) -> list[str]:
@@ -20,7 +23,9 @@ def shards_of(wildcards) -> list[str]:
 
 def latency_of(wildcards) -> list[str]:
     host = run_of(wildcards).host
-    return [f"{RUN_DIR}/it{{it}}/latency-{host}.csv".format(**wildcards)] if host else []
+    return (
+        [f"{RUN_DIR}/it{{it}}/latency-{host}.csv".format(**wildcards)] if host else []
+    )
 
 
 def iterations_of(wildcards) -> list[str]:
@@ -34,17 +39,17 @@ checkpoint propose:
         history=history_of,
     output:
         candidates=f"{RUN_DIR}/it{{it}}/candidates.json",
-    params:
-        run=run_of,
-        algorithm=lambda wildcards: config.get("algorithms", {}).get(wildcards.algo, {}),
     log:
-        f"results/logs/{RUN_DIR}/it{{it}}/propose.log",
+        f"results/logs/{RUN}/it{{it}}/propose.log",
     benchmark:
-        f"results/benchmarks/{RUN_DIR}/it{{it}}/propose.tsv"
+        f"results/benchmarks/{RUN}/it{{it}}/propose.tsv"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        run=run_of,
+        algorithm=lambda wildcards: config.get("algorithms", {}).get(wildcards.algo, {}),
     script:
         "../scripts/propose.py"
 
@@ -58,18 +63,18 @@ rule evaluate_shard:
         calibration="results/{net}/calibration.safetensors",
     output:
         f"{RUN_DIR}/it{{it}}/shard{{shard}}.csv",
-    params:
-        shards=config["shards"],
-        supernet=lambda wildcards: SUPERNETS[wildcards.net],
-        store=lambda wildcards: f"results/{wildcards.net}/evals",
     log:
-        f"results/logs/{RUN_DIR}/it{{it}}/shard{{shard}}.log",
+        f"results/logs/{RUN}/it{{it}}/shard{{shard}}.log",
     benchmark:
-        f"results/benchmarks/{RUN_DIR}/it{{it}}/shard{{shard}}.tsv"
+        f"results/benchmarks/{RUN}/it{{it}}/shard{{shard}}.tsv"
     threads: config["threads"]
     resources:
         mem_mb=4000,
         runtime=120,
+    params:
+        shards=config["shards"],
+        supernet=supernet_params(*EVALUATION_KEYS),
+        store=lambda wildcards: f"results/{wildcards.net}/evals",
     script:
         "../scripts/evaluate_shard.py"
 
@@ -81,14 +86,14 @@ rule gather_iteration:
         latency=latency_of,
     output:
         f"{RUN_DIR}/it{{it}}/evaluated.csv",
-    params:
-        run=run_of,
     log:
-        f"results/logs/{RUN_DIR}/it{{it}}/gather.log",
+        f"results/logs/{RUN}/it{{it}}/gather.log",
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        run=run_of,
     script:
         "../scripts/gather_iteration.py"
 
@@ -98,13 +103,13 @@ rule collect_run:
         iterations_of,
     output:
         f"{RUN_DIR}/evaluations.csv",
-    params:
-        run=run_of,
     log:
-        f"results/logs/{RUN_DIR}/collect.log",
+        f"results/logs/{RUN}/collect.log",
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        run=run_of,
     script:
         "../scripts/collect_run.py"

@@ -8,10 +8,6 @@ rule finetune_teacher:
     output:
         teacher="results/{net}/teacher.safetensors",
         metrics="results/{net}/teacher.json",
-    params:
-        supernet=lambda wildcards: SUPERNETS[wildcards.net],
-        dataset=lambda wildcards: DATASETS[dataset_of(wildcards.net)],
-        checkpoint_dir=lambda wildcards: f"results/{wildcards.net}/checkpoints/teacher",
     log:
         "results/logs/{net}/finetune_teacher.log",
     benchmark:
@@ -20,6 +16,10 @@ rule finetune_teacher:
     resources:
         mem_mb=6000,
         runtime=240,
+    params:
+        supernet=supernet_params("family", "pretrained", "teacher"),
+        dataset=lambda wildcards: DATASETS[dataset_of(wildcards.net)],
+        checkpoint_dir=lambda wildcards: f"results/{wildcards.net}/checkpoints/teacher",
     script:
         "../scripts/finetune_teacher.py"
 
@@ -41,10 +41,6 @@ rule train_supernet:
         supernet="results/{net}/supernet.safetensors",
         space="results/{net}/space.yaml",
         metrics="results/{net}/supernet.json",
-    params:
-        supernet=lambda wildcards: SUPERNETS[wildcards.net],
-        dataset=lambda wildcards: DATASETS[dataset_of(wildcards.net)],
-        checkpoint_dir=lambda wildcards: f"results/{wildcards.net}/checkpoints/supernet",
     log:
         "results/logs/{net}/train_supernet.log",
     benchmark:
@@ -53,5 +49,11 @@ rule train_supernet:
     resources:
         mem_mb=8000,
         runtime=600,
+    params:
+        supernet=supernet_params(
+            "family", "pretrained", "checkpoint", "space", "training"
+        ),
+        dataset=lambda wildcards: DATASETS[dataset_of(wildcards.net)],
+        checkpoint_dir=lambda wildcards: f"results/{wildcards.net}/checkpoints/supernet",
     script:
         "../scripts/train_supernet.py"
