@@ -8,7 +8,6 @@ from snakemake.utils import min_version, validate
 
 from simqnas.config import ConfigError, check_config
 
-
 min_version("9.27")
 
 

@@ -8,8 +8,8 @@ from simqnas.config import load_space
 from simqnas.data import load_split
 from simqnas.io import write_json_atomic, write_text_atomic
 from simqnas.logs import log_to
-from simqnas.supernets import build_supernet, load_supernet, resolve_space
-from simqnas.training import accuracy, sandwich_archs, train_supernet
+from simqnas.supernets import build_supernet, load_supernet, resolve_space, sandwich_archs
+from simqnas.training import accuracy, train_supernet
 
 log_to(snakemake.log[0])
 spec = snakemake.params.supernet
