@@ -1,0 +1,176 @@
+import numpy as np
+import pytest
+
+from simqnas.pareto import Normalization, hypervolume
+from simqnas.search import ALGORITHMS, get_algorithm
+from simqnas.search.base import History, Objective
+from simqnas.search.linas import LINAS
+from simqnas.search.random import all_genomes, sample_unseen
+from simqnas.space import SearchSpace
+
+OBJECTIVES = (Objective("accuracy", maximize=True), Objective("size", maximize=False))
+# Fast LINAS settings: a small inner search and coarse predictor grids.
+FAST_LINAS = {
+    "inner_evaluations": 300,
+    "ridge_alphas": (0.1, 1.0, 10.0),
+    "svr_cs": (1.0, 10.0, 100.0),
+    "cv_folds": 3,
+}
+PARAMS = {"random": {}, "nsga2": {}, "linas": FAST_LINAS}
+
+SPACE = SearchSpace.from_dict(
+    {
+        "elastic": {
+            "heads": {"count": 3, "choices": [6, 8, 10, 12]},
+            "ffn": {"count": 3, "choices": [1, 2, 3]},
+        },
+        "quantization": {"layers": 8, "choices": ["int8", "fp32"]},
+    }
+)
+TINY = SearchSpace.from_dict({"quantization": {"layers": 5, "choices": ["int8", "fp32"]}})  # 32 genomes
+
+
+def _measure(space: SearchSpace, genomes: np.ndarray) -> np.ndarray:
+    """A toy accuracy (max) / size (min) trade-off: bigger choices cost more and are more accurate."""
+    weights = np.linspace(1.0, 2.0, space.n_genes)
+    work = (genomes / (space.cardinalities - 1)) @ weights
+    accuracy = 0.5 + 0.4 * (1.0 - np.exp(-work / 4.0))
+    return np.stack([accuracy, 10.0 + work], axis=1)
+
+
+def _append(history: History, space: SearchSpace, genomes: np.ndarray) -> History:
+    return History(
+        np.concatenate([history.genomes, genomes]),
+        np.concatenate([history.values, _measure(space, genomes)]),
+        history.objectives,
+    )
+
+
+def _run(name: str, space: SearchSpace, budget: int, n: int, seed: int) -> History:
+    algorithm = get_algorithm(name, **PARAMS[name])
+    history = History.empty(space.n_genes, OBJECTIVES)
+    for iteration in range(budget // n):
+        history = _append(history, space, algorithm.propose(space, history, n, seed, iteration))
+    return history
+
+
+def _keys(genomes: np.ndarray) -> set[tuple[int, ...]]:
+    return {tuple(int(g) for g in row) for row in genomes}
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_proposals_are_unique_valid_unseen_and_deterministic(name):
+    algorithm = get_algorithm(name, **PARAMS[name])
+    history = History.empty(SPACE.n_genes, OBJECTIVES)
+    for iteration in range(3):
+        genomes = algorithm.propose(SPACE, history, 12, seed=7, iteration=iteration)
+        assert genomes.shape == (12, SPACE.n_genes) and genomes.dtype == np.int64
+        SPACE.validate_genome(genomes)
+        assert len(_keys(genomes)) == 12
+        assert not _keys(genomes) & history.seen()
+        again = get_algorithm(name, **PARAMS[name]).propose(SPACE, history, 12, seed=7, iteration=iteration)
+        assert np.array_equal(genomes, again)
+        before, history = history, _append(history, SPACE, genomes)
+    assert not np.array_equal(genomes, algorithm.propose(SPACE, before, 12, seed=8, iteration=2))
+
+
+def test_iteration_zero_is_shared_by_all_algorithms():
+    empty = History.empty(SPACE.n_genes, OBJECTIVES)
+    first = [
+        get_algorithm(name, **PARAMS[name]).propose(SPACE, empty, 10, 3, 0) for name in sorted(ALGORITHMS)
+    ]
+    assert all(np.array_equal(first[0], other) for other in first[1:])
+    assert not np.array_equal(first[0], get_algorithm("random").propose(SPACE, empty, 10, 4, 0))
+
+
+def test_iterations_draw_independent_streams():
+    empty = History.empty(SPACE.n_genes, OBJECTIVES)
+    random = get_algorithm("random")
+    assert not np.array_equal(random.propose(SPACE, empty, 10, 3, 0), random.propose(SPACE, empty, 10, 3, 1))
+
+
+# linas-search: an inner search too small to cover the 32 genomes, so its top-ups must fill the rest;
+# linas-exhaustive: an inner budget that covers the space, which is then predicted exhaustively.
+EXHAUSTION_CASES = {
+    "random": ("random", {}),
+    "nsga2": ("nsga2", {}),
+    "linas-search": ("linas", {**FAST_LINAS, "inner_evaluations": 8}),
+    "linas-exhaustive": ("linas", FAST_LINAS),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXHAUSTION_CASES))
+def test_nearly_exhausted_space_gets_exactly_the_unseen_genomes(case):
+    name, params = EXHAUSTION_CASES[case]
+    seen = sample_unseen(TINY, 28, np.random.default_rng(0), set())
+    history = _append(History.empty(TINY.n_genes, OBJECTIVES), TINY, seen)
+    left = _keys(all_genomes(TINY)) - history.seen()
+    genomes = get_algorithm(name, **params).propose(TINY, history, 4, seed=0, iteration=5)
+    assert _keys(genomes) == left and len(genomes) == 4
+    # asking for more than is left returns what is left
+    more = get_algorithm(name, **params).propose(TINY, history, 6, seed=0, iteration=5)
+    assert _keys(more) == left and len(more) == 4
+
+
+def test_linas_exhaustive_prediction_proposes_the_predicted_front():
+    """In a space its inner budget covers, LINAS proposes unseen genomes that maximize accuracy per size."""
+    seen = sample_unseen(TINY, 16, np.random.default_rng(0), set())
+    history = _append(History.empty(TINY.n_genes, OBJECTIVES), TINY, seen)
+    genomes = get_algorithm("linas", **FAST_LINAS).propose(TINY, history, 4, seed=0, iteration=1)
+    unseen = np.array(sorted(_keys(all_genomes(TINY)) - history.seen()))
+    values = _measure(TINY, unseen)
+    # the toy trade-off is monotone: every unseen genome is on the front, so check the spread instead:
+    # the proposals include the cheapest and the most accurate unseen genomes.
+    proposed = _measure(TINY, genomes)
+    assert proposed[:, 1].min() == pytest.approx(values[:, 1].min(), rel=0.05)
+    assert proposed[:, 0].max() == pytest.approx(values[:, 0].max(), rel=0.05)
+
+
+def test_nsga2_never_reproposes_in_a_small_space_run_to_exhaustion():
+    history = History.empty(TINY.n_genes, OBJECTIVES)
+    nsga2 = get_algorithm("nsga2")
+    for iteration in range(8):
+        genomes = nsga2.propose(TINY, history, 4, seed=1, iteration=iteration)
+        assert len(genomes) == 4 and not _keys(genomes) & history.seen()
+        history = _append(history, TINY, genomes)
+    assert len(history.seen()) == 32
+
+
+def test_nsga2_offspring_come_from_the_best_parents():
+    """After a few generations NSGA-II's proposals dominate random ones on the toy trade-off."""
+    normalization = Normalization.from_bounds([0.5, 10.0], [0.9, 10.0 + 1.5 * SPACE.n_genes])
+    nsga2 = [
+        hypervolume(_run("nsga2", SPACE, 120, 20, s).values[-40:], [True, False], normalization)
+        for s in range(3)
+    ]
+    random = [
+        hypervolume(_run("random", SPACE, 120, 20, s).values[-40:], [True, False], normalization)
+        for s in range(3)
+    ]
+    assert np.mean(nsga2) > np.mean(random)
+
+
+def test_linas_beats_random_on_a_small_budget():
+    # Measured over seeds 0-5: LINAS 0.88-1.00, random 0.81-0.95, LINAS ahead on every seed, mean +0.11.
+    normalization = Normalization.from_bounds([0.5, 10.0], [0.9, 10.0 + 1.5 * SPACE.n_genes])
+    volumes = {
+        name: [
+            hypervolume(_run(name, SPACE, 45, 15, seed).values, [True, False], normalization)
+            for seed in range(3)
+        ]
+        for name in ("random", "linas")
+    }
+    assert np.mean(volumes["linas"]) > np.mean(volumes["random"]) + 0.05
+
+
+def test_linas_rejects_bad_parameters():
+    with pytest.raises(ValueError, match="inner_evaluations"):
+        LINAS(inner_evaluations=0)
+
+
+def test_registry_errors_name_the_problem():
+    with pytest.raises(ValueError, match=r"'bogus'.*valid: linas, nsga2, random"):
+        get_algorithm("bogus")
+    with pytest.raises(ValueError, match=r"'linas'.*inner_evalutions"):
+        get_algorithm("linas", inner_evalutions=10)
+    assert get_algorithm("linas", inner_evaluations=10).params["inner_evaluations"] == 10
