@@ -13,6 +13,8 @@ rule baseline_quality:
         "results/logs/{net}/baseline_{precision}.log",
     benchmark:
         "results/benchmarks/{net}/baseline_{precision}.tsv"
+    conda:
+        "../envs/quantize.yaml"
     threads: config["threads"]
     resources:
         mem_mb=4000,

@@ -8,6 +8,8 @@ rule calibration_set:
         "results/{net}/calibration.safetensors",
     log:
         "results/logs/{net}/calibration_set.log",
+    conda:
+        "../envs/quantize.yaml"
     threads: 1
     resources:
         mem_mb=1000,

@@ -15,6 +15,8 @@ rule baseline_latency:
         "results/logs/{net}/baseline_latency_{host}_{precision}.log",
     benchmark:
         "results/benchmarks/{net}/baseline_latency_{host}_{precision}.tsv"
+    conda:
+        "../envs/quantize.yaml"
     threads: workflow.cores
     resources:
         latency_slots=1,
@@ -42,6 +44,8 @@ rule measure_latency:
         f"results/logs/{RUN}/it{{it}}/latency-{{host}}.log",
     benchmark:
         f"results/benchmarks/{RUN}/it{{it}}/latency-{{host}}.tsv"
+    conda:
+        "../envs/quantize.yaml"
     threads: workflow.cores
     resources:
         latency_slots=1,

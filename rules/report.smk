@@ -27,6 +27,8 @@ rule summarize_net:
         normalization="results/{net}/summary/normalization.json",
     log:
         "results/logs/{net}/summarize.log",
+    conda:
+        "../envs/plot.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -46,6 +48,8 @@ rule headline_table:
         md="results/tables/{net}_headline.md",
     log:
         "results/logs/{net}/headline_table.log",
+    conda:
+        "../envs/plot.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -67,6 +71,8 @@ rule table_search_space:
         table23_md="results/tables/table2_3_elastic_parameters.md",
     log:
         "results/logs/table_search_space.log",
+    conda:
+        "../envs/plot.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -99,6 +105,8 @@ rule figures:
         ),
     log:
         "results/logs/figures.log",
+    conda:
+        "../envs/plot.yaml"
     threads: 1
     resources:
         mem_mb=2000,

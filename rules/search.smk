@@ -43,6 +43,8 @@ checkpoint propose:
         f"results/logs/{RUN}/it{{it}}/propose.log",
     benchmark:
         f"results/benchmarks/{RUN}/it{{it}}/propose.tsv"
+    conda:
+        "../envs/search.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -67,6 +69,8 @@ rule evaluate_shard:
         f"results/logs/{RUN}/it{{it}}/shard{{shard}}.log",
     benchmark:
         f"results/benchmarks/{RUN}/it{{it}}/shard{{shard}}.tsv"
+    conda:
+        "../envs/quantize.yaml"
     threads: config["threads"]
     resources:
         mem_mb=4000,
@@ -88,6 +92,8 @@ rule gather_iteration:
         f"{RUN_DIR}/it{{it}}/evaluated.csv",
     log:
         f"results/logs/{RUN}/it{{it}}/gather.log",
+    conda:
+        "../envs/search.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -105,6 +111,8 @@ rule collect_run:
         f"{RUN_DIR}/evaluations.csv",
     log:
         f"results/logs/{RUN}/collect.log",
+    conda:
+        "../envs/search.yaml"
     threads: 1
     resources:
         mem_mb=1000,

@@ -12,6 +12,8 @@ rule finetune_teacher:
         "results/logs/{net}/finetune_teacher.log",
     benchmark:
         "results/benchmarks/{net}/finetune_teacher.tsv"
+    conda:
+        "../envs/train.yaml"
     threads: config["threads"]
     resources:
         mem_mb=6000,
@@ -45,6 +47,8 @@ rule train_supernet:
         "results/logs/{net}/train_supernet.log",
     benchmark:
         "results/benchmarks/{net}/train_supernet.tsv"
+    conda:
+        "../envs/train.yaml"
     threads: config["threads"]
     resources:
         mem_mb=8000,
