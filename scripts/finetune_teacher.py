@@ -10,7 +10,7 @@ from simqnas.training import finetune_teacher
 
 log_to(snakemake.log[0])
 spec = snakemake.params.supernet
-teacher = build_supernet(spec, snakemake.params.dataset)
+teacher = build_supernet(spec, snakemake.params.dataset, seed=spec["teacher"]["seed"])
 accuracy = finetune_teacher(
     teacher,
     load_split(snakemake.input.train),

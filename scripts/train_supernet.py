@@ -19,7 +19,7 @@ if hasattr(snakemake.input, "checkpoint"):
     space = resolve_space(load_space(spec["space"], "supernet.space"), supernet)
     metrics = {"source": snakemake.input.checkpoint}
 else:
-    supernet = build_supernet(spec, snakemake.params.dataset)
+    supernet = build_supernet(spec, snakemake.params.dataset, seed=spec["training"]["seed"])
     space = resolve_space(load_space(spec["space"], "supernet.space"), supernet)
     metrics = {
         "epochs": train_supernet(

@@ -72,7 +72,7 @@ def experiment_normalization(frame: pd.DataFrame, objective: str) -> Normalizati
     """Fixed bounds per experiment (all algorithms and seeds pooled), so their hypervolumes compare."""
     cost = COST_COLUMN[objective]
     return Normalization.from_values(
-        frame[["accuracy", cost]].to_numpy(dtype=float), maximize=(True, False), margin=0.1
+        frame[["accuracy", cost]].to_numpy(dtype=float), margin=0.1
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -31,6 +32,8 @@ from simqnas.io import atomic_path, write_json_atomic
 from simqnas.nn.elastic import reorder_by_importance_
 from simqnas.supernets import sandwich_archs
 from simqnas.supernets.base import SuperNetwork
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from simqnas.space import SearchSpace
@@ -202,7 +205,23 @@ def train_supernet(
         logits = supernet(*_inputs(supernet, batch))
         return distillation_loss(logits, batch["labels"], teacher_logits, distill_temperature, distill_weight)
 
-    if importance_batches and (checkpoint_dir is None or _latest_checkpoint(Path(checkpoint_dir)) is None):
+    settings = {
+        "kind": "supernet",
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "subnets_per_step": subnets_per_step,
+        "distill_temperature": distill_temperature,
+        "distill_weight": distill_weight if teacher is not None else None,
+        "max_steps_per_epoch": max_steps_per_epoch,
+        "importance_batches": importance_batches,
+        "space": space.to_dict(),
+        **identity,
+    }
+    if importance_batches and (
+        checkpoint_dir is None or _valid_checkpoint(Path(checkpoint_dir), settings) is None
+    ):
         supernet.set_active(None)
         supernet.eval()
         # the first batches of the first epoch (the same stream as `_epoch_streams(seed, 0)`)
@@ -234,20 +253,6 @@ def train_supernet(
         supernet.set_active(None)
         return result
 
-    settings = {
-        "kind": "supernet",
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-        "subnets_per_step": subnets_per_step,
-        "distill_temperature": distill_temperature,
-        "distill_weight": distill_weight if teacher is not None else None,
-        "max_steps_per_epoch": max_steps_per_epoch,
-        "importance_batches": importance_batches,
-        "space": space.to_dict(),
-        **identity,
-    }
     return _fit(supernet, train, step, evaluate, settings=settings, checkpoint_dir=checkpoint_dir)
 
 
@@ -392,21 +397,41 @@ def _latest_checkpoint(directory: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
+def _valid_checkpoint(directory: Path, settings: dict[str, Any]) -> Path | None:
+    """The last complete checkpoint if it belongs to a run with these settings (data, weights, teacher).
+
+    Stale checkpoints are deleted with a warning: the rule re-runs because its settings, data or teacher
+    changed, so those epochs are not this run's.
+    """
+    latest = _latest_checkpoint(directory)
+    if latest is None:
+        return None
+    saved = json.loads((latest / STATE_FILE).read_text())["settings"]
+    stale = [key for key in sorted(set(saved) | set(settings)) if saved.get(key) != settings.get(key)]
+    if not stale:
+        return latest
+    key = stale[0]
+    log.warning(
+        "%s: checkpoint has %s=%r, this run %s=%r: starting afresh",
+        latest,
+        key,
+        saved.get(key),
+        key,
+        settings.get(key),
+    )
+    for old in directory.glob("epoch-*"):
+        shutil.rmtree(old)
+    return None
+
+
 def _resume(
     directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, settings: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Load the last complete checkpoint into model and optimizer; its metrics ([] when there is none)."""
-    latest = _latest_checkpoint(directory)
+    """Load the last complete checkpoint of this run into model and optimizer; its metrics ([] if none)."""
+    latest = _valid_checkpoint(directory, settings)
     if latest is None:
         return []
     state = json.loads((latest / STATE_FILE).read_text())
-    saved = state["settings"]
-    for key in sorted(set(saved) | set(settings)):
-        if saved.get(key) != settings.get(key):
-            raise ValueError(
-                f"{latest}: checkpoint has {key}={saved.get(key)!r}, this run {key}={settings.get(key)!r}; "
-                "use another checkpoint directory or delete it"
-            )
     model.load_state_dict(load_file(str(latest / "model.safetensors")))
     per_param: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in load_file(str(latest / "optimizer.safetensors")).items():

@@ -216,11 +216,11 @@ def test_from_pretrained_rejects_mismatched_shapes(tmp_path):
 
 def test_build_supernet_from_a_workflow_config_entry(tmp_path):
     _write_hf_folder(tmp_path / "hf", dict(tiny().state_dict()))
-    built = build_supernet({"family": "bert", "pretrained": str(tmp_path / "hf")}, {"max_length": 5})
+    built = build_supernet({"family": "bert", "pretrained": str(tmp_path / "hf")}, {"max_length": 5}, seed=0)
     assert isinstance(built, BertSuperNetwork)
     assert built.example_inputs(batch_size=3)[0].shape == (3, 5)
     with pytest.raises(ValueError, match="family: unknown super-network family 'lstm'"):
-        build_supernet({"family": "lstm"}, {"max_length": 5})
+        build_supernet({"family": "lstm"}, {"max_length": 5}, seed=0)
 
 
 def test_resolve_space_names_layers_and_checks_the_space_fits():

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError, safe_open
 
 from simqnas.space import SearchSpace
@@ -55,14 +56,20 @@ def sandwich_archs(space: SearchSpace) -> tuple[Arch, Arch]:
     return largest, smallest
 
 
-def build_supernet(spec: Mapping[str, Any], dataset: Mapping[str, Any]) -> SuperNetwork:
-    """A fresh super-network for the workflow config entry `supernets.<name>` (`spec`) and its dataset."""
+def build_supernet(spec: Mapping[str, Any], dataset: Mapping[str, Any], seed: int) -> SuperNetwork:
+    """A fresh super-network for the workflow config entry `supernets.<name>` (`spec`) and its dataset.
+
+    Weights a pre-trained checkpoint lacks (a new classifier head) are drawn from `seed`, so the same config
+    builds the same network: training resumes from its checkpoints and reruns give the same numbers.
+    """
     family = spec["family"]
     if family not in FAMILIES:
         raise ValueError(
             f"family: unknown super-network family {family!r} (known: {', '.join(sorted(FAMILIES))})"
         )
-    return FAMILIES[family].from_config(spec, dataset)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return FAMILIES[family].from_config(spec, dataset)
 
 
 def resolve_space(space: SearchSpace, supernet: SuperNetwork) -> SearchSpace:
