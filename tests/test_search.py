@@ -74,6 +74,13 @@ def test_proposals_are_unique_valid_unseen_and_deterministic(name):
     assert not np.array_equal(genomes, algorithm.propose(SPACE, before, 12, seed=8, iteration=2))
 
 
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_a_short_last_iteration_of_one_genome(name):
+    history = _run("random", SPACE, 30, 15, seed=0)
+    genomes = get_algorithm(name, **PARAMS[name]).propose(SPACE, history, 1, seed=0, iteration=2)
+    assert genomes.shape == (1, SPACE.n_genes) and not _keys(genomes) & history.seen()
+
+
 def test_iteration_zero_is_shared_by_all_algorithms():
     empty = History.empty(SPACE.n_genes, OBJECTIVES)
     first = [
