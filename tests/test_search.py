@@ -67,7 +67,7 @@ def test_proposals_are_unique_valid_unseen_and_deterministic(name):
         assert genomes.shape == (12, SPACE.n_genes) and genomes.dtype == np.int64
         SPACE.validate_genome(genomes)
         assert len(_keys(genomes)) == 12
-        assert not _keys(genomes) & history.seen()
+        assert not _keys(genomes) & history.seen(SPACE)
         again = get_algorithm(name, **PARAMS[name]).propose(SPACE, history, 12, seed=7, iteration=iteration)
         assert np.array_equal(genomes, again)
         before, history = history, _append(history, SPACE, genomes)
@@ -78,7 +78,7 @@ def test_proposals_are_unique_valid_unseen_and_deterministic(name):
 def test_a_short_last_iteration_of_one_genome(name):
     history = _run("random", SPACE, 30, 15, seed=0)
     genomes = get_algorithm(name, **PARAMS[name]).propose(SPACE, history, 1, seed=0, iteration=2)
-    assert genomes.shape == (1, SPACE.n_genes) and not _keys(genomes) & history.seen()
+    assert genomes.shape == (1, SPACE.n_genes) and not _keys(genomes) & history.seen(SPACE)
 
 
 def test_iteration_zero_is_shared_by_all_algorithms():
@@ -111,7 +111,7 @@ def test_nearly_exhausted_space_gets_exactly_the_unseen_genomes(case):
     name, params = EXHAUSTION_CASES[case]
     seen = sample_unseen(TINY, 28, np.random.default_rng(0), set())
     history = _append(History.empty(TINY.n_genes, OBJECTIVES), TINY, seen)
-    left = _keys(all_genomes(TINY)) - history.seen()
+    left = _keys(all_genomes(TINY)) - history.seen(TINY)
     genomes = get_algorithm(name, **params).propose(TINY, history, 4, seed=0, iteration=5)
     assert _keys(genomes) == left and len(genomes) == 4
     # asking for more than is left returns what is left
@@ -124,7 +124,7 @@ def test_linas_exhaustive_prediction_proposes_the_predicted_front():
     seen = sample_unseen(TINY, 16, np.random.default_rng(0), set())
     history = _append(History.empty(TINY.n_genes, OBJECTIVES), TINY, seen)
     genomes = get_algorithm("linas", **FAST_LINAS).propose(TINY, history, 4, seed=0, iteration=1)
-    unseen = np.array(sorted(_keys(all_genomes(TINY)) - history.seen()))
+    unseen = np.array(sorted(_keys(all_genomes(TINY)) - history.seen(TINY)))
     values = _measure(TINY, unseen)
     # the toy trade-off is monotone: every unseen genome is on the front, so check the spread instead:
     # the proposals include the cheapest and the most accurate unseen genomes.
@@ -138,9 +138,9 @@ def test_nsga2_never_reproposes_in_a_small_space_run_to_exhaustion():
     nsga2 = get_algorithm("nsga2")
     for iteration in range(8):
         genomes = nsga2.propose(TINY, history, 4, seed=1, iteration=iteration)
-        assert len(genomes) == 4 and not _keys(genomes) & history.seen()
+        assert len(genomes) == 4 and not _keys(genomes) & history.seen(TINY)
         history = _append(history, TINY, genomes)
-    assert len(history.seen()) == 32
+    assert len(history.seen(TINY)) == 32
 
 
 def test_nsga2_offspring_come_from_the_best_parents():
@@ -181,3 +181,31 @@ def test_registry_errors_name_the_problem():
     with pytest.raises(ValueError, match=r"'linas'.*inner_evalutions"):
         get_algorithm("linas", inner_evalutions=10)
     assert get_algorithm("linas", inner_evaluations=10).params["inner_evaluations"] == 10
+
+
+DEEP = SearchSpace.from_dict(
+    {
+        "elastic": {"depth": {"count": 1, "choices": [1, 2]}, "width": {"count": 2, "choices": [1, 2, 3]}},
+        "quantization": {"layers": 2, "choices": ["int8", "fp32"]},
+        "depth": [
+            {
+                "param": "depth",
+                "units": [{"width": [0], "quantization": [0]}, {"width": [1], "quantization": [1]}],
+            }
+        ],
+    }
+)  # 2 x 9 x 4 = 72 genomes, but depth 1 drops layer 1's genes: 6 + 36 = 42 distinct networks
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_no_network_is_proposed_twice_even_under_other_genomes(name):
+    """Genomes differing only in genes a shallower depth drops are one network: one evaluation."""
+    params = {**PARAMS[name], **({"inner_evaluations": 50} if name == "linas" else {})}
+    history = History.empty(DEEP.n_genes, OBJECTIVES)
+    for iteration in range(4):
+        genomes = get_algorithm(name, **params).propose(DEEP, history, 8, seed=1, iteration=iteration)
+        assert np.array_equal(genomes, DEEP.canonical(genomes))
+        keys = {tuple(row) for row in genomes.tolist()}
+        assert len(keys) == len(genomes) and not keys & history.seen(DEEP)
+        history = _append(history, DEEP, genomes)
+    assert len(history.seen(DEEP)) == len(history) == 32

@@ -54,8 +54,27 @@ class History:
         signs = np.array([-1.0 if o.maximize else 1.0 for o in self.objectives])
         return self.values * signs
 
-    def seen(self) -> set[tuple[int, ...]]:
-        return {tuple(int(g) for g in row) for row in self.genomes}
+    def seen(self, space: SearchSpace) -> set[tuple[int, ...]]:
+        """The networks evaluated so far, as `network_key`s."""
+        return {network_key(space, row) for row in self.genomes}
+
+
+def network_key(space: SearchSpace, genome: np.ndarray) -> tuple[int, ...]:
+    """Genomes of one and the same network (they differ only in genes a shallower depth drops) share a key."""
+    return tuple(int(g) for g in space.canonical(genome))
+
+
+def distinct_networks(space: SearchSpace, genomes: np.ndarray, seen: set[tuple[int, ...]]) -> np.ndarray:
+    """The canonical genomes of the first occurrence of each network not in `seen`, in order.
+
+    Every proposal passes through here, so a budget is never spent twice on one network.
+    """
+    keep: dict[tuple[int, ...], None] = {}
+    for row in np.asarray(genomes, dtype=np.int64).reshape(-1, space.n_genes):
+        key = network_key(space, row)
+        if key not in seen:
+            keep.setdefault(key)
+    return np.array(list(keep), dtype=np.int64).reshape(-1, space.n_genes)
 
 
 class SearchAlgorithm(ABC):

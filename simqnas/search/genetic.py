@@ -17,6 +17,8 @@ from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
 
+from simqnas.search.base import network_key
+
 if TYPE_CHECKING:
     from simqnas.space import SearchSpace
 
@@ -55,17 +57,18 @@ class GenomeProblem(Problem):
 
 
 class ExcludeEvaluated(DefaultDuplicateElimination):
-    """pymoo's duplicate elimination, plus: a genome already evaluated counts as a duplicate."""
+    """pymoo's duplicate elimination, plus: a genome of a network already evaluated counts as a duplicate."""
 
-    def __init__(self, evaluated: set[tuple[int, ...]]) -> None:
+    def __init__(self, space: SearchSpace, evaluated: set[tuple[int, ...]]) -> None:
         super().__init__()
+        self.space = space
         self.evaluated = evaluated
 
     def _do(self, pop: Population, other: Population | None, is_duplicate: np.ndarray) -> np.ndarray:
         is_duplicate = super()._do(pop, other, is_duplicate)
         if other is None:
             for i, x in enumerate(pop.get("X")):
-                if tuple(np.rint(x).astype(np.int64).tolist()) in self.evaluated:
+                if network_key(self.space, np.rint(x).astype(np.int64)) in self.evaluated:
                     is_duplicate[i] = True
         return is_duplicate
 

@@ -11,7 +11,7 @@ from pymoo.core.population import Population
 from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
 from pymoo.optimize import minimize
 
-from simqnas.search.base import History, SearchAlgorithm
+from simqnas.search.base import History, SearchAlgorithm, network_key
 from simqnas.search.genetic import GenomeProblem, genomes_of, integer_nsga2
 from simqnas.search.predictors import (
     DEFAULT_FOLDS,
@@ -105,21 +105,21 @@ class LINAS(SearchAlgorithm):
             return values
 
         problem = GenomeProblem(space, len(predictors), evaluate=predicted)
-        seen = history.seen()
+        seen = history.seen(space)
         if space_size(space) <= self.params["inner_evaluations"]:
             # The inner budget covers the whole space: predict all of it instead of searching.
             every = all_genomes(space)
-            return _best_unseen(problem, every, predicted(every), n, seen, int_seed)
+            return _best_unseen(space, problem, every, predicted(every), n, seen, int_seed)
         inner = integer_nsga2(
             pop_size=self.params["inner_population"] or n, eliminate_duplicates=DefaultDuplicateElimination()
         )
         final = minimize(problem, inner, ("n_eval", self.params["inner_evaluations"]), seed=int_seed).pop
         final_values = np.asarray(final.get("F"), dtype=float)
-        chosen = _best_unseen(problem, genomes_of(final), final_values, n, seen, int_seed)
+        chosen = _best_unseen(space, problem, genomes_of(final), final_values, n, seen, int_seed)
         taken = seen | {tuple(int(g) for g in row) for row in chosen}
         if len(chosen) < n:
             every, every_values = (np.concatenate(parts) for parts in zip(*visited, strict=True))
-            extra = _best_unseen(problem, every, every_values, n - len(chosen), taken, int_seed)
+            extra = _best_unseen(space, problem, every, every_values, n - len(chosen), taken, int_seed)
             chosen = np.concatenate([chosen, extra])
             taken |= {tuple(int(g) for g in row) for row in extra}
         if len(chosen) < n:
@@ -129,6 +129,7 @@ class LINAS(SearchAlgorithm):
 
 
 def _best_unseen(
+    space: SearchSpace,
     problem: GenomeProblem,
     genomes: np.ndarray,
     values: np.ndarray,
@@ -136,13 +137,14 @@ def _best_unseen(
     seen: set[tuple[int, ...]],
     seed: int,
 ) -> np.ndarray:
-    """Up to n distinct genomes not in `seen`, chosen by RankAndCrowding on their (predicted) values."""
+    """Up to n distinct networks not in `seen`, chosen by RankAndCrowding on their (predicted) values."""
     keep: dict[tuple[int, ...], int] = {}
     for i, row in enumerate(genomes):
-        key = tuple(int(g) for g in row)
+        key = network_key(space, row)
         if key not in seen and key not in keep:
             keep[key] = i
     index = np.fromiter(keep.values(), dtype=np.int64, count=len(keep))
+    genomes = space.canonical(genomes)
     if len(index) <= n:
         return genomes[index].reshape(-1, problem.n_var)
     pop = Population.new(X=genomes[index].astype(float), F=values[index])

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pymoo.core.population import Population
 
-from simqnas.search.base import History, SearchAlgorithm
+from simqnas.search.base import History, SearchAlgorithm, distinct_networks
 from simqnas.search.genetic import ExcludeEvaluated, GenomeProblem, genomes_of, integer_nsga2
 from simqnas.search.random import RandomSearch, iteration_rng, iteration_seed, sample_unseen
 
@@ -34,9 +34,9 @@ class NSGA2Search(SearchAlgorithm):
     def propose(self, space: SearchSpace, history: History, n: int, seed: int, iteration: int) -> np.ndarray:
         if iteration == 0 or len(history) == 0:
             return RandomSearch().propose(space, history, n, seed, iteration)
-        seen = history.seen()
+        seen = history.seen(space)
         problem = GenomeProblem(space, len(history.objectives))
-        algorithm = integer_nsga2(pop_size=n, eliminate_duplicates=ExcludeEvaluated(seen))
+        algorithm = integer_nsga2(pop_size=n, eliminate_duplicates=ExcludeEvaluated(space, seen))
         algorithm.setup(problem, seed=iteration_seed(seed, iteration))
 
         evaluated = Population.new(X=history.genomes.astype(float), F=history.minimization_values())
@@ -46,7 +46,7 @@ class NSGA2Search(SearchAlgorithm):
         offspring = algorithm.mating.do(
             problem, parents, n, algorithm=algorithm, random_state=algorithm.random_state
         )
-        genomes = genomes_of(offspring).reshape(-1, space.n_genes)[:n]
+        genomes = distinct_networks(space, genomes_of(offspring), seen)[:n]
         if len(genomes) < n:
             taken = seen | {tuple(int(g) for g in row) for row in genomes}
             fill = sample_unseen(space, n - len(genomes), iteration_rng(seed, iteration), taken)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simqnas.search.base import History, SearchAlgorithm
+from simqnas.search.base import History, SearchAlgorithm, distinct_networks
 
 if TYPE_CHECKING:
     from simqnas.space import SearchSpace
@@ -42,23 +42,20 @@ def all_genomes(space: SearchSpace) -> np.ndarray:
 def sample_unseen(
     space: SearchSpace, n: int, rng: np.random.Generator, seen: set[tuple[int, ...]]
 ) -> np.ndarray:
-    """Draw up to n distinct valid genomes not in `seen`, in draw order.
+    """Draw up to n distinct networks not in `seen` (network keys), as canonical genomes, in draw order.
 
-    Returns fewer than n only when fewer than n genomes of the space are unseen (then all of them).
+    Genes are drawn uniformly, as in every search's initial population; genomes that differ only in genes
+    a shallower depth drops count once. Returns fewer than n only when fewer than n networks of the space
+    are unseen (then all of them).
     """
-    size = space_size(space)
-    if size <= ENUMERATION_LIMIT:
-        unseen = np.ones(size, dtype=bool)
-        if seen:
-            dims = tuple(int(c) for c in space.cardinalities)
-            unseen[np.ravel_multi_index(np.array(sorted(seen)).T, dims)] = False
-        index = np.flatnonzero(unseen)
-        return all_genomes(space)[rng.choice(index, size=min(n, len(index)), replace=False)]
+    if space_size(space) <= ENUMERATION_LIMIT:
+        unseen = distinct_networks(space, all_genomes(space), seen)
+        return unseen[rng.choice(len(unseen), size=min(n, len(unseen)), replace=False)]
 
     taken = set(seen)
     rows: list[np.ndarray] = []
     for _ in range(_MAX_REJECTION_ROUNDS):
-        for genome in space.sample(2 * (n - len(rows)) + 8, rng):
+        for genome in space.canonical(space.sample(2 * (n - len(rows)) + 8, rng)):
             key = tuple(int(g) for g in genome)
             if key not in taken and len(rows) < n:
                 taken.add(key)
@@ -84,4 +81,4 @@ class RandomSearch(SearchAlgorithm):
         super().__init__()
 
     def propose(self, space: SearchSpace, history: History, n: int, seed: int, iteration: int) -> np.ndarray:
-        return sample_unseen(space, n, iteration_rng(seed, iteration), history.seen())
+        return sample_unseen(space, n, iteration_rng(seed, iteration), history.seen(space))
