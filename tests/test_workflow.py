@@ -34,7 +34,8 @@ def copy_workflow(target: Path) -> Path:
 def snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SLURM_CONF": "/dev/null"}
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/smoke.yaml", *args],
+        # --configfile takes several values: targets go before it
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", "config/smoke.yaml"],
         cwd=workdir,
         env=env,
         capture_output=True,
