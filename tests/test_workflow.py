@@ -106,3 +106,26 @@ def test_second_run_does_nothing(smoke_run: Path):
     result = snakemake(smoke_run, "-n", "results/figures")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_interrupted_iteration_resumes_without_redoing_finished_evaluations(smoke_run: Path):
+    """The state a kill mid-iteration leaves: some evaluations stored, the iteration's tables missing."""
+    iteration = smoke_run / "results/bert/search/joint-size/linas/seed0/it1"
+    before = pd.read_csv(iteration / "evaluated.csv")
+    store = smoke_run / "results/bert/evals"
+    lost = store / before["quality_key"][0][:2] / f"{before['quality_key'][0]}.json"
+    lost.unlink()  # the candidate the killed shard was working on
+    for table in [*iteration.glob("shard*.csv"), iteration / "evaluated.csv"]:
+        table.unlink()
+    kept = {p: p.stat().st_mtime_ns for p in store.rglob("*.json")}
+
+    result = snakemake(smoke_run, "results/figures")
+    assert result.returncode == 0, result.stderr[-4000:]
+    after = pd.read_csv(iteration / "evaluated.csv")
+    pd.testing.assert_frame_equal(
+        after.drop(columns="quality_cached"), before.drop(columns="quality_cached"), check_exact=True
+    )
+    # exactly the lost evaluation was computed again; every finished one was read back untouched
+    assert lost.is_file()
+    assert after["quality_cached"].tolist() == [False] + [True] * (len(after) - 1)
+    assert all(p.stat().st_mtime_ns == mtime for p, mtime in kept.items())
