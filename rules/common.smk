@@ -1,6 +1,8 @@
 # Shared helpers: the search runs from the config, paths, and wildcard constraints.
 import json
 
+from snakemake.exceptions import WorkflowError
+
 from simqnas.config import SearchRun
 
 SUPERNETS = config["supernets"]
@@ -61,6 +63,16 @@ def run_file(run: SearchRun, name: str) -> str:
 def latency_hosts(net: str) -> list[str]:
     """Hosts on which some latency experiment of this super-network runs."""
     return sorted({run.host for run in RUNS if run.net == net and run.host is not None})
+
+
+def exclusive_threads(wildcards) -> int:
+    """A latency job takes every core Snakemake may use (nothing else runs beside it locally), at least the
+    host profile's threads. Evaluated per job, so runs without --cores (--report, dry runs) still work."""
+    threads = HOSTS[wildcards.host]["threads"]
+    try:
+        return max(threads, workflow.cores)
+    except WorkflowError:
+        return threads
 
 
 def host_resources(host: str) -> dict:

@@ -17,7 +17,7 @@ rule baseline_latency:
         "results/benchmarks/{net}/baseline_latency_{host}_{precision}.tsv"
     conda:
         "../envs/quantize.yaml"
-    threads: workflow.cores
+    threads: exclusive_threads
     resources:
         latency_slots=1,
         mem_mb=4000,
@@ -46,7 +46,7 @@ rule measure_latency:
         f"results/benchmarks/{RUN}/it{{it}}/latency-{{host}}.tsv"
     conda:
         "../envs/quantize.yaml"
-    threads: workflow.cores
+    threads: exclusive_threads
     resources:
         latency_slots=1,
         mem_mb=4000,

@@ -129,3 +129,12 @@ def test_interrupted_iteration_resumes_without_redoing_finished_evaluations(smok
     assert lost.is_file()
     assert after["quality_cached"].tolist() == [False] + [True] * (len(after) - 1)
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in kept.items())
+
+
+def test_report_holds_every_figure_with_its_caption(smoke_run: Path):
+    result = snakemake(smoke_run, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (smoke_run / "report.html").read_text(errors="replace")
+    for figure in ("fig1_accuracy_vs_size", "fig2_hypervolume_size", "fig3_quant_vs_joint"):
+        assert figure in html, figure
+    assert "Quantization-policy-only search" in html  # a caption from report/figures.rst
