@@ -4,17 +4,10 @@ import logging
 
 from simqnas.io import write_json_atomic
 from simqnas.logs import log_to
-from simqnas.shard import EvaluationContext, HostProfile, baseline_latency, evaluation_settings
+from simqnas.shard import EvaluationContext, HostProfile, baseline_latency
 
 log_to(snakemake.log[0])
-context = EvaluationContext.load(
-    snakemake.input.supernet,
-    snakemake.input.space,
-    "joint",
-    snakemake.input.calibration,
-    snakemake.input.validation,
-    evaluation_settings(snakemake.params.supernet),
-)
+context = EvaluationContext.from_job(snakemake.input, "joint", snakemake.params.supernet)
 record = baseline_latency(
     context, snakemake.wildcards.precision, HostProfile.from_config(snakemake.params.host)
 )

@@ -4,17 +4,10 @@ from simqnas.evalstore import EvaluationStore
 from simqnas.history import read_candidates
 from simqnas.io import atomic_path
 from simqnas.logs import log_to
-from simqnas.shard import EvaluationContext, evaluate_quality, evaluation_settings, shard_members
+from simqnas.shard import EvaluationContext, evaluate_quality, shard_members
 
 log_to(snakemake.log[0])
-context = EvaluationContext.load(
-    snakemake.input.supernet,
-    snakemake.input.space,
-    snakemake.wildcards.space,
-    snakemake.input.calibration,
-    snakemake.input.validation,
-    evaluation_settings(snakemake.params.supernet),
-)
+context = EvaluationContext.from_job(snakemake.input, snakemake.wildcards.space, snakemake.params.supernet)
 members = shard_members(
     read_candidates(snakemake.input.candidates), int(snakemake.wildcards.shard), snakemake.params.shards
 )

@@ -78,6 +78,20 @@ class EvaluationContext:
             provenance,
         )
 
+    @classmethod
+    def from_job(
+        cls, files: Mapping[str, str], space_kind: str, supernet_spec: Mapping[str, Any]
+    ) -> EvaluationContext:
+        """The context of a rule whose inputs name `supernet`, `space`, `calibration` and `validation`."""
+        return cls.load(
+            files["supernet"],
+            files["space"],
+            space_kind,
+            files["calibration"],
+            files["validation"],
+            evaluation_settings(supernet_spec),
+        )
+
     def candidate(self, genome: np.ndarray) -> tuple[Arch, dict[str, str]]:
         """The network a genome stands for: genes a shallower depth drops are canonicalized away, so
         genomes of one and the same network share their evaluations."""

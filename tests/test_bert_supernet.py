@@ -28,14 +28,6 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny() -> BertSuperNetwork:
     torch.manual_seed(0)
     return BertSuperNetwork(**TINY, sequence_length=6).eval()

@@ -19,12 +19,8 @@ HIDDEN, HEADS, HEAD_DIM, FFN = 12, 4, 3, 10
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def seeded():
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def layer(norm_first: bool = False) -> TransformerLayer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import importlib.util
+import platform
 import re
 import sys
 from functools import cache
@@ -36,6 +37,13 @@ def load_freeze():
 
 freeze = load_freeze()
 LOCK = freeze.parse_lock((ENVS / "requirements.lock").read_text())
+
+
+# the env files are generated on, and their closures hold for, the CI platform (envs/freeze.py records it)
+on_lock_platform = pytest.mark.skipif(
+    (sys.platform, platform.machine(), sys.version_info[:2]) != ("linux", "x86_64", (3, 11)),
+    reason="the closures are computed for Python 3.11 on linux-x86_64",
+)
 
 
 @cache
@@ -74,15 +82,17 @@ def test_env_pins_what_the_lock_pins(group):
     assert not differ, f"{group}.yaml: (env, lock) versions differ: {differ}"
 
 
+@on_lock_platform
 @pytest.mark.parametrize("group", sorted(freeze.GROUPS))
 def test_env_is_the_closure_of_its_direct_requirements(group):
     """Read from the installed metadata (the venv built from the lock): nothing missing, nothing extra."""
-    closure = freeze.closure(freeze.GROUPS[group]["requires"])
+    closure = freeze.closure(freeze.requirements(group))
     pins = set(env_pins(group))
     assert not closure - pins, f"{group}.yaml misses {sorted(closure - pins)} (run envs/freeze.py)"
     assert not pins - closure, f"{group}.yaml pins {sorted(pins - closure)}, needed by nothing"
 
 
+@on_lock_platform
 @pytest.mark.parametrize("group", sorted(freeze.GROUPS))
 def test_env_file_is_generated(group):
     """Hand edits, or GROUPS edited without re-running envs/freeze.py, show here."""
@@ -178,24 +188,46 @@ def imported_names(path: Path, module: str) -> set[str]:
     return names
 
 
-def third_party_imports(script: Path) -> set[str]:
-    """Top-level names of the non-stdlib modules a script imports, through simqnas transitively."""
-    seen, found, todo = set(), set(), [(script, "__main__")]
+def third_party_imports(script: Path | None = None, modules: tuple[str, ...] = ()) -> set[str]:
+    """Top-level names of the non-stdlib modules a script (or simqnas modules) import, through simqnas."""
+    seen, found, todo = set(), set(), [(script, "__main__")] if script else []
+
+    def visit(name: str) -> None:
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
+            sub = ".".join(parts[:i])
+            if sub not in seen and (file := module_file(sub)):
+                seen.add(sub)
+                todo.append((file, sub))
+
+    for module in modules:
+        visit(module)
     while todo:
         path, module = todo.pop()
         for name in imported_names(path, module):
             top = name.split(".")[0]
             if top == "simqnas":
-                parts = name.split(".")
-                for i in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
-                    sub = ".".join(parts[:i])
-                    if sub not in seen and (file := module_file(sub)):
-                        seen.add(sub)
-                        todo.append((file, sub))
+                visit(name)
             elif top not in sys.stdlib_module_names and top != "__future__":
                 found.add(top)
     # `snakemake` is injected by the script directive, from Snakemake's own search path
     return found - {"snakemake"}
+
+
+def workflow_imports() -> set[str]:
+    """What the simqnas modules imported by the Snakefile and rules/*.smk import: a job unpickles its params,
+    so it imports the modules of any workflow object passed as one (a SearchRun: simqnas.config)."""
+    pattern = re.compile(r"^(?:from\s+(simqnas[\w.]*)\s+import|import\s+(simqnas[\w.]*))", re.MULTILINE)
+    modules = {m.group(1) or m.group(2) for path in RULE_FILES for m in pattern.finditer(path.read_text())}
+    assert "simqnas.config" in modules
+    return third_party_imports(modules=tuple(sorted(modules)))
+
+
+def test_workflow_requirements_cover_the_workflow_imports():
+    providers = importlib.metadata.packages_distributions()
+    required = freeze.closure(freeze.WORKFLOW_REQUIRES)
+    for top in workflow_imports():
+        assert {canonicalize_name(d) for d in providers.get(top, [])} & required, top
 
 
 @pytest.mark.parametrize("path,name,block", rule_params(only_scripts=True))
@@ -207,7 +239,7 @@ def test_rule_env_covers_what_its_script_imports(path, name, block):
     providers = importlib.metadata.packages_distributions()
     pins = env_pins(group)
     missing = {}
-    for top in sorted(third_party_imports((path.parent / script).resolve())):
+    for top in sorted(third_party_imports((path.parent / script).resolve()) | workflow_imports()):
         dists = {canonicalize_name(d) for d in providers.get(top, [])}
         assert dists, f"rule {name}: {script} imports {top}, which no installed distribution provides"
         if not dists & pins.keys():

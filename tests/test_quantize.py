@@ -156,3 +156,16 @@ def test_all_fp32_policy_quantizes_nothing(model: TinyText) -> None:
     assert not targets & {QDQ.quantize_per_tensor.default, QDQ.quantize_per_channel.default}
     inputs = _inputs(text_data(1, seed=3), slice(0, 1))
     assert int8_kernels_used(compile_for_inference(fp32, inputs), inputs) == []
+
+
+class WithUnusedLayer(TinyText):
+    def __init__(self) -> None:
+        super().__init__()
+        self.spare = nn.Linear(4, 4)  # never called: the policy could not be honoured for it
+
+
+@pytest.mark.slow
+def test_a_layer_the_forward_never_calls_is_an_error() -> None:
+    model = WithUnusedLayer().eval()
+    with pytest.raises(RuntimeError, match="never calls: spare"):
+        _quantize(model, dict.fromkeys([*LAYERS, "spare"], "int8"))

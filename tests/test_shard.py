@@ -18,7 +18,6 @@ from simqnas.shard import (
     HostProfile,
     evaluate_baseline,
     evaluate_quality,
-    evaluation_settings,
     shard_members,
 )
 from simqnas.space import SearchSpace
@@ -33,14 +32,6 @@ TINY = {
     "max_position": 12,
 }
 SEQ = 6
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def split(rows: int, seed: int) -> dict[str, torch.Tensor]:
@@ -84,15 +75,14 @@ def job_files(tmp_path_factory):
 
 
 def load_context(root, kind: str = "joint") -> EvaluationContext:
-    settings = evaluation_settings({"calibration": {"batch_size": 4}, "evaluation": {"batch_size": 8}})
-    return EvaluationContext.load(
-        root / "supernet.safetensors",
-        root / "space.yaml",
-        kind,
-        root / "calibration.safetensors",
-        root / "validation.safetensors",
-        settings,
-    )
+    files = {
+        "supernet": root / "supernet.safetensors",
+        "space": root / "space.yaml",
+        "calibration": root / "calibration.safetensors",
+        "validation": root / "validation.safetensors",
+    }
+    spec = {"calibration": {"batch_size": 4}, "evaluation": {"batch_size": 8}}
+    return EvaluationContext.from_job(files, kind, spec)
 
 
 def test_shards_split_candidates_round_robin():

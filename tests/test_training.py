@@ -26,14 +26,6 @@ VOCAB, TOKENS = 30, 8
 SETTINGS = {"epochs": 2, "batch_size": 16, "lr": 3e-3, "seed": 0, "max_steps_per_epoch": 3}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny() -> BertSuperNetwork:
     torch.manual_seed(0)
     return BertSuperNetwork(
