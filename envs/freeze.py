@@ -210,7 +210,8 @@ def env_file(group: str, lock: dict[str, tuple[str, str]], dists: dict) -> str:
             f"Reads the data packages {', '.join(spec['data'])} (envs/data-packages.txt), which pip can "
             "only install --no-deps, so they are not listed here: see README, Running with --sdm conda."
         )
-    header = "".join(f"# {line}\n" for text in paragraphs for line in textwrap.wrap(text, 106, break_on_hyphens=False))
+    wrapped = [line for text in paragraphs for line in textwrap.wrap(text, 106, break_on_hyphens=False)]
+    header = "".join(f"# {line}\n" for line in wrapped)
     body = "".join(f"      - {pin}\n" for pin in pins)
     return f"""{header}channels:
   - conda-forge
