@@ -2,6 +2,7 @@
 #   snakemake --cores N results/figures     (figures + tables of the configured experiments)
 # The DAG mirrors rules/: data -> supernet -> calibration -> baseline -> search (iterations are
 # checkpoints, evaluation in shards) -> latency -> report.
+import os
 import sys
 
 from snakemake.utils import min_version, validate
@@ -9,6 +10,11 @@ from snakemake.utils import min_version, validate
 from simqnas.config import ConfigError, check_config
 
 min_version("9.27")
+
+# jobs import the library from this checkout, also inside per-rule conda environments (--sdm conda)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])
+)
 
 
 # The embedded default, unless --configfile names a complete config of its own (not merged with it, so a

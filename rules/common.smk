@@ -67,7 +67,8 @@ def latency_hosts(net: str) -> list[str]:
 
 def exclusive_threads(wildcards) -> int:
     """A latency job takes every core Snakemake may use (nothing else runs beside it locally), at least the
-    host profile's threads. Evaluated per job, so runs without --cores (--report, dry runs) still work."""
+    host profile's threads. Evaluated per job, so runs without --cores (--report, dry runs) still work.
+    """
     threads = HOSTS[wildcards.host]["threads"]
     try:
         return max(threads, workflow.cores)
@@ -81,8 +82,61 @@ def host_resources(host: str) -> dict:
 
 
 def supernet_params(*keys):
-    """The part of a super-network's config a rule uses: other changes must not re-run it."""
+    """The part of a super-network's config one stage reads (other changes must not re-run it)."""
     return lambda wildcards: {key: SUPERNETS[wildcards.net].get(key) for key in keys}
 
 
 EVALUATION_KEYS = ("calibration", "evaluation")
+
+
+def supernet_source(wildcards) -> dict:
+    """A given checkpoint is loaded and checked; otherwise the teacher-distilled training runs."""
+    given = SUPERNETS[wildcards.net].get("checkpoint")
+    if given:
+        return {"checkpoint": given}
+    return {"teacher": f"results/{wildcards.net}/teacher.safetensors"}
+
+
+def history_of(wildcards) -> list[str]:
+    """Iteration `it` reads every evaluation of the run so far."""
+    return [
+        f"{RUN_DIR}/it{i}/evaluated.csv".format(**wildcards)
+        for i in range(int(wildcards.it))
+    ]
+
+
+def shards_of(wildcards) -> list[str]:
+    candidates = checkpoints.propose.get(**wildcards).output.candidates
+    count = len(json.loads(open(candidates).read())["genomes"])
+    return [
+        f"{RUN_DIR}/it{{it}}/shard{shard}.csv".format(**wildcards)
+        for shard in range(min(config["shards"], count))
+    ]
+
+
+def latency_of(wildcards) -> list[str]:
+    host = run_of(wildcards).host
+    return (
+        [f"{RUN_DIR}/it{{it}}/latency-{host}.csv".format(**wildcards)] if host else []
+    )
+
+
+def iterations_of(wildcards) -> list[str]:
+    run = run_of(wildcards)
+    return [f"{run.directory}/it{i}/evaluated.csv" for i in range(run.iterations)]
+
+
+def runs_of_net(net: str) -> list:
+    return [run for run in RUNS if run.net == net]
+
+
+def summary_inputs(wildcards) -> dict:
+    net = wildcards.net
+    baseline = {p: f"results/{net}/baseline/{p}.json" for p in ("fp32", "int8")}
+    latency = {
+        f"latency_{host}_{p}": f"results/{net}/baseline/latency-{host}/{p}.json"
+        for host in latency_hosts(net)
+        for p in ("fp32", "int8")
+    }
+    runs = [run_file(run, "evaluations.csv") for run in runs_of_net(net)]
+    return {**baseline, **latency, "runs": runs}

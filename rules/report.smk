@@ -1,22 +1,6 @@
 # Stage 7: tidy summaries, the paper's tables and figures, and the `snakemake --report` captions.
 
 
-def runs_of_net(net: str) -> list:
-    return [run for run in RUNS if run.net == net]
-
-
-def summary_inputs(wildcards) -> dict:
-    net = wildcards.net
-    baseline = {p: f"results/{net}/baseline/{p}.json" for p in ("fp32", "int8")}
-    latency = {
-        f"latency_{host}_{p}": f"results/{net}/baseline/latency-{host}/{p}.json"
-        for host in latency_hosts(net)
-        for p in ("fp32", "int8")
-    }
-    runs = [run_file(run, "evaluations.csv") for run in runs_of_net(net)]
-    return {**baseline, **latency, "runs": runs}
-
-
 rule summarize_net:
     input:
         unpack(summary_inputs),

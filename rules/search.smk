@@ -4,35 +4,6 @@
 # runs add an exclusive latency job, and a gather rule writes the iteration's evaluations.
 
 
-def history_of(wildcards) -> list[str]:
-    """Iteration `it` reads every evaluation of the run so far."""
-    return [
-        f"{RUN_DIR}/it{i}/evaluated.csv".format(**wildcards)
-        for i in range(int(wildcards.it))
-    ]
-
-
-def shards_of(wildcards) -> list[str]:
-    candidates = checkpoints.propose.get(**wildcards).output.candidates
-    count = len(json.loads(open(candidates).read())["genomes"])
-    return [
-        f"{RUN_DIR}/it{{it}}/shard{shard}.csv".format(**wildcards)
-        for shard in range(min(config["shards"], count))
-    ]
-
-
-def latency_of(wildcards) -> list[str]:
-    host = run_of(wildcards).host
-    return (
-        [f"{RUN_DIR}/it{{it}}/latency-{host}.csv".format(**wildcards)] if host else []
-    )
-
-
-def iterations_of(wildcards) -> list[str]:
-    run = run_of(wildcards)
-    return [f"{run.directory}/it{i}/evaluated.csv" for i in range(run.iterations)]
-
-
 checkpoint propose:
     input:
         space="results/{net}/space.yaml",

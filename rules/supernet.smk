@@ -26,14 +26,6 @@ rule finetune_teacher:
         "../scripts/finetune_teacher.py"
 
 
-def supernet_source(wildcards) -> dict:
-    """A given checkpoint is loaded and checked; otherwise the teacher-distilled training runs."""
-    given = SUPERNETS[wildcards.net].get("checkpoint")
-    if given:
-        return {"checkpoint": given}
-    return {"teacher": f"results/{wildcards.net}/teacher.safetensors"}
-
-
 rule train_supernet:
     input:
         unpack(supernet_source),

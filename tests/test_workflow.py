@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "report", "profiles")
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "report", "profiles", "envs")
 
 pytestmark = pytest.mark.slow
 
