@@ -2,19 +2,15 @@
 #   snakemake --cores N results/figures     (figures + tables of the configured experiments)
 # The DAG mirrors rules/: data -> supernet -> calibration -> baseline -> search (iterations are
 # checkpoints, evaluation in shards) -> latency -> report.
-import os
 import sys
 
 from snakemake.utils import min_version, validate
 
-from simqnas.config import ConfigError, check_config
+from simqnas.config import ConfigError, check_config, put_on_pythonpath
 
 min_version("9.27")
 
-# jobs import the library from this checkout, also inside per-rule conda environments (--sdm conda)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])
-)
+put_on_pythonpath(workflow.basedir)
 
 
 # The embedded default, unless --configfile names a complete config of its own (not merged with it, so a

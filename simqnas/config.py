@@ -7,6 +7,7 @@ names the offending key, never after hours of training.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,13 @@ TEXT_SOURCES = {"sentence_polarity", "glue_sst2"}
 IMAGE_SOURCES = {"fashion_mnist", "image_folder"}
 SOURCES_NEEDING_PATH = {"glue_sst2", "image_folder"}
 FAMILY_MODALITY = {"bert": "text"}
+
+
+def put_on_pythonpath(directory: str | Path) -> None:
+    """Let every job of this process import the library from `directory`, also inside per-rule conda
+    environments (`--sdm conda`), where it is not installed."""
+    current = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(directory), current]))
 
 
 class ConfigError(ValueError):
