@@ -6,11 +6,12 @@ Data are dicts of named tensors (the model's `input_names` plus "labels"), first
 
 Accuracy is measured on the converted (QDQ) INT8 model: the same quantized numbers as the compiled INT8
 kernels, without paying a compile for every batch shape. Latency compiles the model (oneDNN INT8 kernels) and
-times batch 1.
+times batch 1, or, as a cheaper search-time estimate, times a torch.ao eager INT8 copy (`LatencySettings`).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from simqnas.eager_int8 import quantize_eager
 from simqnas.latency import measure_latency
 from simqnas.quantize import (
     check_policy,
@@ -34,12 +36,22 @@ Data = Mapping[str, torch.Tensor]
 LABELS = "labels"
 
 
+#: how latency is measured: "compiled" INC INT8 model through Inductor (end-to-end, what results report)
+#: or "eager_int8" torch.ao eager INT8 model (no compile: a search-time estimate, see simqnas.eager_int8)
+LATENCY_METHODS = ("compiled", "eager_int8")
+
+
 @dataclass(frozen=True)
 class LatencySettings:
     warmup: int
     runs: int
     threads: int
     trim: float = 0.05
+    method: str = "compiled"
+
+    def __post_init__(self) -> None:
+        if self.method not in LATENCY_METHODS:
+            raise ValueError(f"latency method {self.method!r} is not one of {', '.join(LATENCY_METHODS)}")
 
 
 @dataclass(frozen=True)
@@ -105,32 +117,51 @@ def quantize_subnetwork(
     calibration_batch_size: int,
 ) -> torch.fx.GraphModule:
     """INC static PTQ calibrated on `calibration`, exported with a dynamic batch dimension."""
-    example = tuple(data[:2] for data in next(batches(calibration, input_names, 2)))
+    example = next(batches(calibration, input_names, 2))  # dynamic-batch export needs a batch >= 2
     return quantize_static(
         subnet, example, batches(calibration, input_names, calibration_batch_size), policy, dynamic_batch=True
     )
 
 
+def _timed_latency(model: Any, inputs: tuple[torch.Tensor, ...], settings: LatencySettings) -> dict[str, Any]:
+    stats = measure_latency(
+        model,
+        inputs,
+        warmup=settings.warmup,
+        runs=settings.runs,
+        threads=settings.threads,
+        trim=settings.trim,
+    )
+    return {**stats.to_dict(), "method": settings.method}
+
+
 def compiled_latency(
-    qmodel: nn.Module,
-    inputs: tuple[torch.Tensor, ...],
-    settings: LatencySettings,
-    timer: _Timer | None = None,
+    qmodel: nn.Module, inputs: tuple[torch.Tensor, ...], settings: LatencySettings, timer: _Timer
 ) -> dict[str, Any]:
-    """Compile to INT8 kernels and time `inputs` (batch 1 as given)."""
-    timer = timer or _Timer()
+    """Compile the INC model to INT8 kernels and time `inputs` (batch 1 as given)."""
     with timer.phase("compile"):
         compiled = compile_for_inference(qmodel, inputs)
     with timer.phase("latency"):
-        stats = measure_latency(
-            compiled,
-            inputs,
-            warmup=settings.warmup,
-            runs=settings.runs,
-            threads=settings.threads,
-            trim=settings.trim,
+        return _timed_latency(compiled, inputs, settings)
+
+
+def eager_int8_latency(
+    subnet: nn.Module,
+    policy: Mapping[str, str],
+    calibration: Data,
+    input_names: Sequence[str],
+    calibration_batch_size: int,
+    inputs: tuple[torch.Tensor, ...],
+    settings: LatencySettings,
+    timer: _Timer,
+) -> dict[str, Any]:
+    """Time a torch.ao eager INT8 copy of the sub-network (no compile): the search-time estimate."""
+    with timer.phase("eager_quantize"):
+        eager = quantize_eager(
+            copy.deepcopy(subnet), policy, batches(calibration, input_names, calibration_batch_size)
         )
-    return stats.to_dict()
+    with timer.phase("latency"):
+        return _timed_latency(eager, inputs, settings)
 
 
 def evaluate_subnetwork(
@@ -149,19 +180,26 @@ def evaluate_subnetwork(
     """
     timer = _Timer()
     check_policy(subnet, policy)
+    latency = settings.latency
     with timer.phase("size"):
-        size = model_size_bytes(subnet, policy)
-    with timer.phase("quantize"):
-        qmodel = quantize_subnetwork(
-            subnet, policy, calibration, input_names, settings.calibration_batch_size
-        )
-    record: dict[str, Any] = {"size_bytes": size}
+        record: dict[str, Any] = {"size_bytes": model_size_bytes(subnet, policy)}
+    qmodel = None
+    if measure_accuracy or (latency is not None and latency.method == "compiled"):
+        with timer.phase("quantize"):
+            qmodel = quantize_subnetwork(
+                subnet, policy, calibration, input_names, settings.calibration_batch_size
+            )
     if measure_accuracy:
         with timer.phase("accuracy"):
             record["accuracy"] = accuracy(qmodel, validation, input_names, settings.eval_batch_size)
-    if settings.latency is not None:
+    if latency is not None:
         one = next(batches(validation, input_names, 1))
-        record["latency"] = compiled_latency(qmodel, one, settings.latency, timer)
+        if latency.method == "compiled":
+            record["latency"] = compiled_latency(qmodel, one, latency, timer)
+        else:
+            record["latency"] = eager_int8_latency(
+                subnet, policy, calibration, input_names, settings.calibration_batch_size, one, latency, timer
+            )
     record["timings_s"] = timer.seconds
     return record
 

@@ -112,8 +112,11 @@ def quantize_static(
     converted = convert(prepared)
 
     honoured = layer_precisions(converted)
-    if honoured != dict(policy):
-        wrong = sorted(name for name in policy if honoured.get(name) != policy[name])
+    absent = [name for name in policy if name not in honoured]
+    if absent:
+        raise RuntimeError(f"quantize: layers the forward pass never calls: {', '.join(absent)}")
+    wrong = [name for name in policy if honoured[name] != policy[name]]
+    if wrong:
         raise RuntimeError(f"quantize: the converted graph does not honour the policy for {', '.join(wrong)}")
     return converted
 

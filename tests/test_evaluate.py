@@ -94,3 +94,22 @@ def test_a_shallower_candidate_is_smaller_and_skips_latency_when_not_asked() -> 
     )
     assert small["size_bytes"] < large["size_bytes"]
     assert "latency" not in small and "accuracy" not in large
+
+
+def test_eager_int8_latency_skips_inc_and_the_compile() -> None:
+    torch.manual_seed(0)
+    supernet = TinySuperNetwork().eval()
+    policy = dict.fromkeys(supernet.quantizable_layers(), "int8")
+    latency = LatencySettings(warmup=1, runs=5, threads=1, method="eager_int8")
+    settings = EvaluationSettings(calibration_batch_size=8, eval_batch_size=16, latency=latency)
+    data = text_data(16, seed=1)
+    record = evaluate_candidate(
+        supernet, supernet.largest_arch(), policy, data, data, settings, measure_accuracy=False
+    )
+    assert record["latency"]["method"] == "eager_int8" and record["latency"]["n"] == 5
+    assert list(record["timings_s"]) == ["extract", "size", "eager_quantize", "latency"]
+
+
+def test_unknown_latency_method_is_rejected() -> None:
+    with pytest.raises(ValueError, match="'jit' is not one of compiled, eager_int8"):
+        LatencySettings(warmup=1, runs=1, threads=1, method="jit")

@@ -1,0 +1,438 @@
+"""What one candidate evaluation costs, phase by phase, and what a search-time latency could cost instead.
+
+Uses the embedded default: the BERT super-network built from all-MiniLM-L6-v2, the config's sentence data
+(1000 validation sentences at 64 tokens, 64 calibration samples), its space (config/spaces/minilm.yaml)
+and the `local` host profile (warm-up, runs, trim). Sections (`--sections`, default all):
+
+  cost     phases (extract, size, quantize + calibrate, accuracy, compile, latency) of the smallest and the
+           largest sub-network of the space, all-INT8, each evaluated twice in one process (the first pays
+           one-time costs); plus the QDQ-vs-compiled accuracy check (same predictions?) on the largest
+  shard    throughput of a quality shard (accuracy + size, as `evaluate_shard`) and of a latency job
+           (compile + latency) over `--candidates` random candidates: candidates per minute
+  cache    Inductor compile time per candidate: cold cache dir, later candidates of the same process, a fresh
+           process with the warm cache dir (same candidates, then new ones); cache hit/miss/bypass counters
+  tau      over `--subnets` random sub-networks: compiled end-to-end INT8 latency (the figures' measure)
+           against cheaper search-time estimators (torch.ao eager INT8 with the x86 engine, the uncompiled
+           QDQ graph, MACs, model size); Kendall's tau of each against the compiled latency, and its cost
+
+    .venv/bin/python benchmarks/evaluation_cost.py --threads 2 --candidates 6 --subnets 24
+
+prints one table per section and writes OUT/evaluation_cost_{section}.csv (OUT: --out, default
+benchmarks/out). Timings depend on the machine's load: run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from scipy.stats import kendalltau
+from torch import nn
+
+from simqnas.data.prepare import calibration_subset, prepare_text_dataset
+from simqnas.eager_int8 import quantize_eager
+from simqnas.embedded import minilm_dir
+from simqnas.evaluate import (
+    EvaluationSettings,
+    LatencySettings,
+    accuracy,
+    batches,
+    evaluate_candidate,
+    quantize_subnetwork,
+    subnetwork_policy,
+)
+from simqnas.io import write_text_atomic
+from simqnas.latency import host_info, measure_latency
+from simqnas.quantize import INT8, compile_for_inference, int8_kernels_used, model_size_bytes
+from simqnas.space import SearchSpace
+from simqnas.supernets.base import Arch
+from simqnas.supernets.bert import BertSuperNetwork
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config" / "config.yaml"
+SECTIONS = ("cost", "shard", "cache", "tau")
+
+
+class Setup:
+    """The super-network, space, data and settings of the embedded default, loaded once."""
+
+    def __init__(self, threads: int, probe_samples: int) -> None:
+        config = yaml.safe_load(CONFIG.read_text())
+        spec = config["supernets"]["bert"]
+        dataset = config["datasets"][spec["dataset"]]
+        splits, _ = prepare_text_dataset(dataset)
+        cal = spec["calibration"]
+        self.calibration = calibration_subset(splits["calibration"], cal["samples"], cal["seed"])
+        self.validation = splits["validation"]
+        host = config["hosts"]["local"]
+        self.latency = LatencySettings(
+            warmup=host["warmup"], runs=host["runs"], threads=threads, trim=host["trim"]
+        )
+        self.settings = EvaluationSettings(cal["batch_size"], spec["evaluation"]["batch_size"], self.latency)
+        self.supernet = BertSuperNetwork.from_pretrained(
+            minilm_dir(), sequence_length=dataset["max_length"]
+        ).eval()
+        if probe_samples:  # compile-time workers do not need a meaningful head
+            fit_classifier(self.supernet, splits["train"], samples=probe_samples)
+        self.space = SearchSpace.from_yaml(ROOT / spec["space"]).with_layer_names(
+            self.supernet.quantizable_layers()
+        )
+        self.names = self.supernet.input_names
+
+    def candidate(self, genome: np.ndarray) -> tuple[Arch, dict[str, str]]:
+        config = self.space.decode(self.space.canonical(genome))
+        return config, config.pop("quantization")
+
+    def extreme(self, largest: bool) -> np.ndarray:
+        """The smallest (first choices) or largest (last choices) architecture, every layer INT8."""
+        genome = np.zeros(self.space.n_genes, dtype=np.int64)
+        if largest:
+            genome[: self.space.n_arch_genes] = self.space.cardinalities[: self.space.n_arch_genes] - 1
+        config = self.space.decode(genome)
+        config["quantization"] = dict.fromkeys(config["quantization"], INT8)
+        return self.space.encode(config)
+
+    def random(self, n: int, seed: int) -> list[np.ndarray]:
+        return list(self.space.sample(n, np.random.default_rng(seed)))
+
+    def one(self) -> tuple[torch.Tensor, ...]:
+        return next(batches(self.validation, self.names, 1))
+
+
+def fit_classifier(supernet: BertSuperNetwork, train: Mapping[str, torch.Tensor], samples: int) -> None:
+    """A linear probe for the classification head (the checkpoint has none): logistic regression on the
+    full network's pooled FP32 features of `samples` training sentences. Cost does not depend on it, but
+    comparing predictions of two INT8 executions needs logits with real margins, not near-ties."""
+    from sklearn.linear_model import LogisticRegression
+
+    subset = {name: tensor[:samples] for name, tensor in train.items()}
+    with torch.inference_mode():
+        pooled = torch.cat(
+            [supernet.encode(*inputs)[1] for inputs in batches(subset, supernet.input_names, 64)]
+        )
+    probe = LogisticRegression(max_iter=1000).fit(pooled.numpy(), subset["labels"].numpy())
+    with torch.no_grad():
+        # two classes: sklearn's single logit becomes (0, w x + b) logits
+        supernet.classifier.weight.copy_(torch.tensor(np.stack([0 * probe.coef_[0], probe.coef_[0]])))
+        supernet.classifier.bias.copy_(torch.tensor([0.0, probe.intercept_[0]]))
+
+
+def describe(arch: Arch, policy: Mapping[str, str]) -> str:
+    depth = arch["num_layers"][0]
+    int8 = sum(p == INT8 for p in policy.values())
+    return (
+        f"L{depth} h{arch['num_heads'][:depth]} f{arch['ffn_size'][:depth]} int8={int8}/{len(policy)}"
+    ).replace(", ", ",")
+
+
+# ---------------------------------------------------------------------------------------------- cost
+
+
+def section_cost(setup: Setup) -> pd.DataFrame:
+    rows = []
+    for repeat in (1, 2):
+        for label, largest in (("smallest", False), ("largest", True)):
+            arch, policy = setup.candidate(setup.extreme(largest))
+            record = evaluate_candidate(
+                setup.supernet, arch, policy, setup.calibration, setup.validation, setup.settings
+            )
+            rows.append(
+                {
+                    "subnetwork": label,
+                    "pass": repeat,
+                    **{f"{k}_s": v for k, v in record["timings_s"].items()},
+                    "total_s": sum(record["timings_s"].values()),
+                    "accuracy": record["accuracy"],
+                    "size_mb": record["size_bytes"] / 1e6,
+                    "latency_ms": record["latency"]["mean"],
+                }
+            )
+    rows.append(qdq_vs_compiled(setup))
+    return pd.DataFrame(rows)
+
+
+def qdq_vs_compiled(setup: Setup) -> dict[str, Any]:
+    """Accuracy of the largest all-INT8 sub-network on the QDQ graph (what evaluations report) and on its
+    compiled INT8 kernels at the same batch size: the numbers must agree for QDQ accuracy to stand."""
+    arch, policy = setup.candidate(setup.extreme(True))
+    subnet = setup.supernet.extract(arch)
+    qmodel = quantize_subnetwork(
+        subnet, policy, setup.calibration, setup.names, setup.settings.calibration_batch_size
+    )
+    batch = 50  # divides the 1000 validation samples: one compiled shape
+    start = time.perf_counter()
+    qdq_accuracy = accuracy(qmodel, setup.validation, setup.names, batch)
+    qdq_s = time.perf_counter() - start
+    start = time.perf_counter()
+    compiled = compile_for_inference(qmodel, next(batches(setup.validation, setup.names, batch)))
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    compiled_accuracy = accuracy(compiled, setup.validation, setup.names, batch)
+    compiled_s = time.perf_counter() - start
+    with torch.inference_mode():
+        agree = np.mean(
+            [
+                bool((qmodel(*inputs).argmax(-1) == compiled(*inputs).argmax(-1)).all())
+                for inputs in batches(setup.validation, setup.names, batch)
+            ]
+        )
+    start = time.perf_counter()
+    fp32_accuracy = accuracy(subnet, setup.validation, setup.names, batch)
+    fp32_s = time.perf_counter() - start
+    return {
+        "subnetwork": "largest: QDQ vs compiled accuracy",
+        "pass": 1,
+        "accuracy": qdq_accuracy,
+        "compiled_accuracy": compiled_accuracy,
+        "batches_identical_predictions": agree,
+        "accuracy_s": qdq_s,
+        "compiled_compile_s": compile_s,
+        "compiled_accuracy_s": compiled_s,
+        "fp32_accuracy": fp32_accuracy,
+        "fp32_accuracy_s": fp32_s,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- shard
+
+
+def section_shard(setup: Setup, candidates: int, seed: int) -> pd.DataFrame:
+    """One quality shard, then one latency job, over the same random candidates, as the rules run them."""
+    rows = []
+    quality = EvaluationSettings(setup.settings.calibration_batch_size, setup.settings.eval_batch_size)
+    for job, settings, measure_accuracy in (
+        ("quality shard", quality, True),
+        ("latency job", setup.settings, False),
+    ):
+        for index, genome in enumerate(setup.random(candidates, seed)):
+            arch, policy = setup.candidate(genome)
+            start = time.perf_counter()
+            record = evaluate_candidate(
+                setup.supernet,
+                arch,
+                policy,
+                setup.calibration,
+                setup.validation,
+                settings,
+                measure_accuracy=measure_accuracy,
+            )
+            rows.append(
+                {
+                    "job": job,
+                    "candidate": index,
+                    "subnetwork": describe(arch, subnetwork_policy(setup.supernet.extract(arch), policy)),
+                    "wall_s": time.perf_counter() - start,
+                    **{f"{k}_s": v for k, v in record["timings_s"].items()},
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------- cache
+
+
+def compile_worker(genomes: list[list[int]], threads: int) -> list[dict[str, Any]]:
+    """In this process: quantize and compile each genome; compile seconds and Inductor cache counters."""
+    from torch._dynamo.utils import counters
+
+    torch.set_num_threads(threads)
+    setup = Setup(threads, probe_samples=0)
+    results = []
+    for genome in genomes:
+        arch, policy = setup.candidate(np.asarray(genome))
+        subnet = setup.supernet.extract(arch)
+        policy = subnetwork_policy(subnet, policy)
+        qmodel = quantize_subnetwork(
+            subnet, policy, setup.calibration, setup.names, setup.settings.calibration_batch_size
+        )
+        before = dict(counters["inductor"])
+        start = time.perf_counter()
+        compile_for_inference(qmodel, setup.one())
+        seconds = time.perf_counter() - start
+        after = counters["inductor"]
+        delta = {k: after[k] - before.get(k, 0) for k in after if k.startswith("fxgraph_cache")}
+        results.append({"subnetwork": describe(arch, policy), "compile_s": seconds, **delta})
+    return results
+
+
+def _run_worker(genomes: list[np.ndarray], cache_dir: Path, threads: int) -> list[dict[str, Any]]:
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache_dir)}
+    payload = json.dumps([[int(g) for g in genome] for genome in genomes])
+    done = subprocess.run(
+        [sys.executable, __file__, "--compile-worker", payload, "--threads", str(threads)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def section_cache(setup: Setup, candidates: int, seed: int, threads: int) -> pd.DataFrame:
+    first = setup.random(candidates, seed)
+    second = setup.random(candidates, seed + 1)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="inductor-cache-") as cache:
+        for condition, genomes in (
+            ("cold cache dir, new process", first),
+            ("warm cache dir, new process, same candidates", first),
+            ("warm cache dir, new process, new candidates", second),
+        ):
+            for order, result in enumerate(_run_worker(genomes, Path(cache), threads)):
+                rows.append({"condition": condition, "order_in_process": order, **result})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------- tau
+
+
+def macs(subnet: nn.Module, policy: Mapping[str, str]) -> tuple[int, int]:
+    """Multiply-accumulates per token of the Linear layers: (INT8, FP32)."""
+    int8 = fp32 = 0
+    for name, module in subnet.named_modules():
+        if isinstance(module, nn.Linear):
+            if policy[name] == INT8:
+                int8 += module.in_features * module.out_features
+            else:
+                fp32 += module.in_features * module.out_features
+    return int8, fp32
+
+
+def section_tau(setup: Setup, subnets: int, seed: int, rounds: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Build every sub-network's compiled, QDQ and eager INT8 model first, then time them in `rounds`
+    interleaved rounds (shuffled order each round), so that load drift on a shared machine spreads over all
+    sub-networks instead of ranking them; per model the median of its round means and its fastest run."""
+    settings = setup.latency
+    one = setup.one()
+    rows, models = [], []
+    for genome in setup.random(subnets, seed):
+        arch, policy = setup.candidate(genome)
+        subnet = setup.supernet.extract(arch)
+        policy = subnetwork_policy(subnet, policy)
+        row: dict[str, Any] = {
+            "subnetwork": describe(arch, policy),
+            "size_bytes": model_size_bytes(subnet, policy),
+        }
+        row["macs_int8"], row["macs_fp32"] = macs(subnet, policy)
+        row["macs"] = row["macs_int8"] + row["macs_fp32"]
+        start = time.perf_counter()
+        qmodel = quantize_subnetwork(
+            subnet, policy, setup.calibration, setup.names, setup.settings.calibration_batch_size
+        )
+        row["quantize_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        compiled = compile_for_inference(qmodel, one)
+        row["compile_s"] = time.perf_counter() - start
+        row["int8_kernels"] = ",".join(int8_kernels_used(compiled, one))
+        start = time.perf_counter()
+        eager = quantize_eager(
+            setup.supernet.extract(arch),
+            policy,
+            batches(setup.calibration, setup.names, setup.settings.calibration_batch_size),
+        )
+        row["eager_prepare_s"] = time.perf_counter() - start
+        rows.append(row)
+        models.append({"compiled": compiled, "qdq": qmodel, "eager_int8": eager})
+        print(f"  built {len(rows)}/{subnets}: {row['subnetwork']}", flush=True)
+
+    runs = {"compiled": max(1, settings.runs // rounds), "eager_int8": 20, "qdq": 5}
+    means: dict[tuple[int, str], list[float]] = {}
+    fastest: dict[tuple[int, str], float] = {}
+    order = np.random.default_rng(seed)
+    for _ in range(rounds):
+        for index in order.permutation(len(models)):
+            for kind, model in models[index].items():
+                stats = measure_latency(
+                    model, one, warmup=2, runs=runs[kind], threads=settings.threads, trim=settings.trim
+                )
+                means.setdefault((index, kind), []).append(stats.mean)
+                fastest[index, kind] = min(fastest.get((index, kind), np.inf), stats.min)
+    for index, row in enumerate(rows):
+        for kind in runs:
+            row[f"{kind}_ms"] = float(np.median(means[index, kind]))
+            row[f"{kind}_min_ms"] = fastest[index, kind]
+        # reliability: the compiled measurement against itself, odd against even rounds
+        row["compiled_odd_ms"] = float(np.median(means[index, "compiled"][1::2]))
+        row["compiled_even_ms"] = float(np.median(means[index, "compiled"][0::2]))
+    frame = pd.DataFrame(rows)
+
+    summary = []
+    for estimator, reference, label in (
+        ("eager_int8_ms", "compiled_ms", "torch.ao eager INT8 (x86) vs compiled, median of round means"),
+        ("eager_int8_min_ms", "compiled_min_ms", "torch.ao eager INT8 (x86) vs compiled, fastest run"),
+        ("qdq_ms", "compiled_ms", "uncompiled QDQ graph vs compiled"),
+        ("macs", "compiled_ms", "Linear MACs (precision-blind) vs compiled"),
+        ("size_bytes", "compiled_ms", "model size vs compiled"),
+        ("compiled_odd_ms", "compiled_even_ms", "compiled, odd vs even rounds (noise ceiling)"),
+    ):
+        tau, p = kendalltau(frame[estimator], frame[reference])
+        summary.append({"estimator": label, "kendall_tau": tau, "p_value": p, "n": len(frame)})
+    return frame, pd.DataFrame(summary)
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def show(title: str, frame: pd.DataFrame) -> None:
+    print(f"\n== {title}")
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--candidates", type=int, default=6, help="candidates per shard / cache process")
+    parser.add_argument("--subnets", type=int, default=24, help="sub-networks for Kendall's tau")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds for tau")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--probe-samples", type=int, default=2000, help="training sentences for the head")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    parser.add_argument("--compile-worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.compile_worker:
+        print(json.dumps(compile_worker(json.loads(args.compile_worker), args.threads)))
+        return
+
+    sections = args.sections.split(",")
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"--sections: unknown {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
+    torch.set_num_threads(args.threads)
+    # a fresh Inductor cache: the first compile here is what a first candidate on a new machine pays
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="inductor-cache-"))
+    print(json.dumps(host_info()))
+    setup = Setup(args.threads, args.probe_samples)
+    tables: dict[str, pd.DataFrame] = {}
+    if "cost" in sections:
+        tables["cost"] = section_cost(setup)
+    if "shard" in sections:
+        tables["shard"] = section_shard(setup, args.candidates, args.seed)
+        per_job = tables["shard"].groupby("job")["wall_s"].agg(["count", "mean"])
+        per_job["candidates_per_minute"] = 60 / per_job["mean"]
+        tables["shard_summary"] = per_job.reset_index()
+    if "cache" in sections:
+        tables["cache"] = section_cache(setup, args.candidates, args.seed + 100, args.threads)
+    if "tau" in sections:
+        tables["tau"], tables["tau_summary"] = section_tau(setup, args.subnets, args.seed + 200, args.rounds)
+    for name, frame in tables.items():
+        show(name, frame)
+        write_text_atomic(args.out / f"evaluation_cost_{name}.csv", frame.to_csv(index=False))
+
+
+if __name__ == "__main__":
+    main()
