@@ -96,8 +96,8 @@ def test_iteration_zero_is_shared_through_the_evaluation_store(smoke_run: Path):
 def test_baselines_follow_the_paper(smoke_run: Path):
     baselines = pd.read_csv(smoke_run / "results" / "bert" / "summary" / "baselines.csv")
     quality = baselines[baselines["host"].isna()].set_index("baseline")
-    # all-INT8 stores Linear weights in a quarter of the bytes
-    assert quality.loc["int8", "size_bytes"] < 0.6 * quality.loc["fp32", "size_bytes"]
+    # all-INT8 stores Linear weights in a quarter of the bytes; MiniLM's FP32 embeddings are half its size
+    assert quality.loc["int8", "size_bytes"] < 0.7 * quality.loc["fp32", "size_bytes"]
     local = baselines[baselines["host"] == "local"].set_index("baseline")
     assert local.loc["int8", "normalized_latency"] == pytest.approx(1.0)
 
@@ -115,7 +115,16 @@ def test_interrupted_iteration_resumes_without_redoing_finished_evaluations(smok
     store = smoke_run / "results/bert/evals"
     lost = store / before["quality_key"][0][:2] / f"{before['quality_key'][0]}.json"
     lost.unlink()  # the candidate the killed shard was working on
-    for table in [*iteration.glob("shard*.csv"), iteration / "evaluated.csv"]:
+    # the iteration's tables and everything downstream of them did not exist yet when the run was killed
+    for table in [
+        *iteration.glob("shard*.csv"),
+        iteration / "evaluated.csv",
+        iteration.parent / "evaluations.csv",
+    ]:
+        table.unlink()
+    for later in ("results/bert/summary", "results/figures"):
+        shutil.rmtree(smoke_run / later)
+    for table in (smoke_run / "results/tables").glob("bert_headline.*"):
         table.unlink()
     kept = {p: p.stat().st_mtime_ns for p in store.rglob("*.json")}
 
