@@ -157,6 +157,7 @@ def section_cost(setup: Setup) -> pd.DataFrame:
                     "accuracy": record["accuracy"],
                     "size_mb": record["size_bytes"] / 1e6,
                     "latency_ms": record["latency"]["mean"],
+                    "latency_min_ms": record["latency"]["min"],
                 }
             )
     rows.append(qdq_vs_compiled(setup))
@@ -416,6 +417,8 @@ def main() -> None:
     # a fresh Inductor cache: the first compile here is what a first candidate on a new machine pays
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="inductor-cache-"))
     print(json.dumps(host_info()))
+    # other processes on the machine inflate every timing below (2-thread runs most)
+    print(f"load average (1, 5, 15 min) at the start: {os.getloadavg()}")
     setup = Setup(args.threads, args.probe_samples)
     tables: dict[str, pd.DataFrame] = {}
     if "cost" in sections:
@@ -429,6 +432,7 @@ def main() -> None:
         tables["cache"] = section_cache(setup, args.candidates, args.seed + 100, args.threads)
     if "tau" in sections:
         tables["tau"], tables["tau_summary"] = section_tau(setup, args.subnets, args.seed + 200, args.rounds)
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     for name, frame in tables.items():
         show(name, frame)
         write_text_atomic(args.out / f"evaluation_cost_{name}.csv", frame.to_csv(index=False))
