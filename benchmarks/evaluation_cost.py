@@ -6,9 +6,11 @@ and the `local` host profile (warm-up, runs, trim). Sections (`--sections`, defa
 
   cost     phases (extract, size, quantize + calibrate, accuracy, compile, latency) of the smallest and the
            largest sub-network of the space, all-INT8, each evaluated twice in one process (the first pays
-           one-time costs); plus the QDQ-vs-compiled accuracy check (same predictions?) on the largest
-  shard    throughput of a quality shard (accuracy + size, as `evaluate_shard`) and of a latency job
-           (compile + latency) over `--candidates` random candidates: candidates per minute
+           one-time costs); plus, on the largest, the QDQ-vs-compiled accuracy check (same predictions?)
+           and INC's strict export against our non-strict one (same graph? how much faster?)
+  shard    throughput of a quality shard (accuracy + size, as `evaluate_shard`), of a latency job
+           (compile + latency) and of a latency job with the eager INT8 estimate, over `--candidates`
+           random candidates: candidates per minute
   cache    Inductor compile time per candidate: cold cache dir, later candidates of the same process, a fresh
            process with the warm cache dir (same candidates, then new ones); cache hit/miss/bypass counters
   tau      over `--subnets` random sub-networks: compiled end-to-end INT8 latency (the figures' measure)
@@ -31,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +58,13 @@ from simqnas.evaluate import (
 )
 from simqnas.io import write_text_atomic
 from simqnas.latency import host_info, measure_latency
-from simqnas.quantize import INT8, compile_for_inference, int8_kernels_used, model_size_bytes
+from simqnas.quantize import (
+    INT8,
+    compile_for_inference,
+    export_for_quantization,
+    int8_kernels_used,
+    model_size_bytes,
+)
 from simqnas.space import SearchSpace
 from simqnas.supernets.base import Arch
 from simqnas.supernets.bert import BertSuperNetwork
@@ -161,7 +170,32 @@ def section_cost(setup: Setup) -> pd.DataFrame:
                 }
             )
     rows.append(qdq_vs_compiled(setup))
+    rows.append(export_modes(setup))
     return pd.DataFrame(rows)
+
+
+def export_modes(setup: Setup) -> dict[str, Any]:
+    """INC's own export (strict TorchDynamo tracing) against ours (non-strict) on the largest sub-network:
+    the same graph, so the same numbers, in a fraction of the time."""
+    from neural_compressor.torch.export import export
+
+    arch, _ = setup.candidate(setup.extreme(True))
+    subnet = setup.supernet.extract(arch)
+    example = next(batches(setup.calibration, setup.names, 2))
+    batch = torch.export.Dim("batch")
+    dynamic = tuple({0: batch} for _ in example)
+    start = time.perf_counter()
+    strict = export(subnet, example, dynamic_shapes=dynamic)
+    strict_s = time.perf_counter() - start
+    start = time.perf_counter()
+    ours = export_for_quantization(subnet, example, dynamic)
+    return {
+        "subnetwork": "largest: export, INC strict vs non-strict",
+        "pass": 1,
+        "export_strict_s": strict_s,
+        "export_non_strict_s": time.perf_counter() - start,
+        "same_graph": str(strict.graph) == str(ours.graph),
+    }
 
 
 def qdq_vs_compiled(setup: Setup) -> dict[str, Any]:
@@ -213,9 +247,15 @@ def section_shard(setup: Setup, candidates: int, seed: int) -> pd.DataFrame:
     """One quality shard, then one latency job, over the same random candidates, as the rules run them."""
     rows = []
     quality = EvaluationSettings(setup.settings.calibration_batch_size, setup.settings.eval_batch_size)
+    eager = EvaluationSettings(
+        setup.settings.calibration_batch_size,
+        setup.settings.eval_batch_size,
+        replace(setup.latency, method="eager_int8"),
+    )
     for job, settings, measure_accuracy in (
         ("quality shard", quality, True),
-        ("latency job", setup.settings, False),
+        ("latency job, compiled", setup.settings, False),
+        ("latency job, eager INT8 estimate", eager, False),
     ):
         for index, genome in enumerate(setup.random(candidates, seed)):
             arch, policy = setup.candidate(genome)

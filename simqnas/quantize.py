@@ -85,7 +85,6 @@ def quantize_static(
     of at least 2 (torch.export specializes sizes 0 and 1). Raises ValueError for a policy that does not
     match the model and RuntimeError if the converted graph does not honour it.
     """
-    from neural_compressor.torch.export import export
     from neural_compressor.torch.quantization import StaticQuantConfig, convert, prepare
 
     _quiet_inc()
@@ -99,7 +98,7 @@ def quantize_static(
             )
         batch = torch.export.Dim("batch")
         dynamic_shapes = tuple({0: batch} for _ in example_inputs)
-    graph = export(model, example_inputs, dynamic_shapes=dynamic_shapes)
+    graph = export_for_quantization(model, example_inputs, dynamic_shapes)
 
     config = StaticQuantConfig()  # INC defaults: int8 per-channel sym weights, uint8 per-tensor asym acts
     for name, precision in policy.items():
@@ -119,6 +118,24 @@ def quantize_static(
     if wrong:
         raise RuntimeError(f"quantize: the converted graph does not honour the policy for {', '.join(wrong)}")
     return converted
+
+
+def export_for_quantization(
+    model: nn.Module, example_inputs: Inputs, dynamic_shapes: tuple[dict[int, Any], ...] | None
+) -> torch.fx.GraphModule:
+    """What `neural_compressor.torch.export.export` does, in non-strict mode.
+
+    INC exports strict (TorchDynamo tracing) first; for our sub-networks non-strict tracing yields the
+    identical ATen graph (node for node) 3-4x faster (BERT: 0.7 s instead of 2.2-3.7 s), which is a quarter
+    of an accuracy + size evaluation. INC's `prepare` requires the two markers its export sets.
+    """
+    with torch.no_grad():
+        graph = torch.export.export(
+            model, example_inputs, dynamic_shapes=dynamic_shapes, strict=False
+        ).module()
+    graph._exported = True
+    graph.dynamic_shapes = dynamic_shapes
+    return graph
 
 
 def _weight_name(node: torch.fx.Node) -> str:

@@ -13,6 +13,7 @@ from simqnas.quantize import (
     WEIGHT_SCALE_DTYPE,
     WEIGHT_ZERO_POINT_DTYPE,
     compile_for_inference,
+    export_for_quantization,
     int8_kernels_used,
     int8_state_dict,
     model_size_bytes,
@@ -63,6 +64,19 @@ def _layer_nodes(graph: torch.fx.GraphModule) -> dict[str, torch.fx.Node]:
 
 def test_quantizable_layers_are_linear_and_conv2d(model: TinyText) -> None:
     assert quantizable_layers(model) == LAYERS
+
+
+@pytest.mark.slow
+def test_non_strict_export_is_incs_strict_export(model: TinyText) -> None:
+    from neural_compressor.torch.export import export
+
+    inputs = _inputs(text_data(2, seed=1), slice(0, 2))
+    batch = torch.export.Dim("batch")
+    dynamic = ({0: batch}, {0: batch})
+    ours = export_for_quantization(model, inputs, dynamic)
+    theirs = export(model, inputs, dynamic_shapes=dynamic)
+    assert str(ours.graph) == str(theirs.graph)
+    assert ours._exported and ours.dynamic_shapes == theirs.dynamic_shapes
 
 
 @pytest.mark.slow
