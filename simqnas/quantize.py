@@ -126,8 +126,8 @@ def export_for_quantization(
     """What `neural_compressor.torch.export.export` does, in non-strict mode.
 
     INC exports strict (TorchDynamo tracing) first; for our sub-networks non-strict tracing yields the
-    identical ATen graph (node for node) 3-4x faster (BERT: 0.7 s instead of 2.2-3.7 s), which is a quarter
-    of an accuracy + size evaluation. INC's `prepare` requires the two markers its export sets.
+    identical ATen graph (node for node) 2-4x faster (BERT: 0.7-1.3 s instead of 2.2-3.7 s), a quarter of
+    an accuracy + size evaluation. INC's `prepare` requires the two markers its export sets.
     """
     with torch.no_grad():
         graph = torch.export.export(
