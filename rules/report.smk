@@ -47,7 +47,10 @@ rule headline_table:
 
 rule table_search_space:
     input:
-        spaces="config/paper.yaml",
+        paper_spaces=[
+            f"config/spaces/paper/{net}.yaml"
+            for net in ("bert", "vit", "beit3", "resnet")
+        ],
     output:
         table1_csv="results/tables/table1_search_space.csv",
         table1_md="results/tables/table1_search_space.md",

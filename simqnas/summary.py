@@ -71,9 +71,7 @@ def add_normalized_latency(evaluations: pd.DataFrame, baselines: pd.DataFrame) -
 def experiment_normalization(frame: pd.DataFrame, objective: str) -> Normalization:
     """Fixed bounds per experiment (all algorithms and seeds pooled), so their hypervolumes compare."""
     cost = COST_COLUMN[objective]
-    return Normalization.from_values(
-        frame[["accuracy", cost]].to_numpy(dtype=float), margin=0.1
-    )
+    return Normalization.from_values(frame[["accuracy", cost]].to_numpy(dtype=float), margin=0.1)
 
 
 def hypervolume_table(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:

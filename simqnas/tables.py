@@ -7,14 +7,14 @@ Sizes are exact Python integers; a power of ten is floor(log10(size)), read off 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from simqnas.io import write_text_atomic
-from simqnas.space import QUANTIZATION, SearchSpace, spaces_from_config
+from simqnas.space import QUANTIZATION, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -92,18 +92,20 @@ def approx(n: int) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def table_models(spaces_config: str | Path, extra_spaces: Mapping[str, str | Path]) -> list[TableModel]:
-    """The super-networks of a config with `supernets:`, then extra space files (e.g. the embedded default's).
+def table_models(
+    paper_spaces: Iterable[str | Path], extra_spaces: Mapping[str, str | Path]
+) -> list[TableModel]:
+    """The paper's space files (named by stem: bert.yaml -> bert), then extra spaces (e.g. the default's).
 
     Models of the paper's Table 1 come first, in the paper's order, with the paper's values.
     """
     order = list(PAPER_TABLE1)
-    spaces = spaces_from_config(spaces_config)
+    files = {Path(path).stem: Path(path) for path in paper_spaces}
     models = []
-    for name in sorted(spaces, key=lambda n: order.index(n) if n in order else len(order)):
-        space = spaces[name]
+    for name in sorted(files, key=lambda n: order.index(n) if n in order else len(order)):
         paper = PAPER_TABLE1.get(name)
-        models.append(TableModel(name, paper.label if paper else name, str(spaces_config), space, paper))
+        space = SearchSpace.from_yaml(files[name])
+        models.append(TableModel(name, paper.label if paper else name, str(files[name]), space, paper))
     for name, path in extra_spaces.items():
         # the file name tells the embedded default's `bert` from the paper's
         label = f"{name} ({Path(path).name})"

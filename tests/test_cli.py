@@ -13,10 +13,12 @@ from simqnas.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "config" / "paper.yaml"
+PAPER_SPACES = ROOT / "config" / "spaces" / "paper"
 MINILM = ROOT / "config" / "spaces" / "minilm.yaml"
 
 
-def test_space_size_of_a_workflow_config(capsys: pytest.CaptureFixture[str]) -> None:
+def test_space_size_of_a_workflow_config(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)  # a workflow config's paths are relative to the working directory
     assert main(["space-size", str(PAPER), "--supernet", "bert"]) == 0
     sizes = json.loads(capsys.readouterr().out)
     assert list(sizes) == ["arch", "quant", "joint", "active_arch", "active_quant", "active_joint"]
@@ -45,16 +47,19 @@ def test_invalid_file_exits_2_with_one_line_naming_the_key(
     assert str(bad) in err
 
 
-def test_workflow_config_needs_a_supernet_name(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["space-size", str(PAPER)]) == 2
-    assert "supernets (bert, vit, beit3, resnet); name one of them" in capsys.readouterr().err
-    assert main(["space-size", str(PAPER), "--supernet", "gpt"]) == 2
+def test_workflow_config_needs_a_supernet_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.yaml"
+    space = "{elastic: {heads: {count: 2, choices: [4, 8]}}}"
+    config.write_text(f"supernets:\n  small: {{space: {space}}}\n  large: {{space: {space}}}\n")
+    assert main(["space-size", str(config)]) == 2
+    assert "supernets (small, large); name one of them" in capsys.readouterr().err
+    assert main(["space-size", str(config), "--supernet", "gpt"]) == 2
     assert "supernets.gpt: no such super-network" in capsys.readouterr().err
 
 
 def test_module_entry_point() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "simqnas", "space-size", str(PAPER), "--supernet", "resnet"],
+        [sys.executable, "-m", "simqnas", "space-size", str(PAPER_SPACES / "resnet.yaml")],
         capture_output=True,
         text=True,
         check=False,

@@ -14,6 +14,7 @@ from simqnas.space import Gene, SearchSpace, SpaceError, genome_key, spaces_from
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "config" / "paper.yaml"
+PAPER_SPACES = ROOT / "config" / "spaces" / "paper"
 MINILM = ROOT / "config" / "spaces" / "minilm.yaml"
 
 BERT_ELASTIC = {
@@ -72,7 +73,8 @@ def tiny() -> SearchSpace:
 
 @pytest.fixture(scope="module")
 def paper() -> dict[str, SearchSpace]:
-    return spaces_from_config(PAPER)
+    nets = ("bert", "vit", "beit3", "resnet")
+    return {net: SearchSpace.from_yaml(PAPER_SPACES / f"{net}.yaml") for net in nets}
 
 
 # ------------------------------------------------------------------ genes and nominal sizes
@@ -409,12 +411,20 @@ def test_empty_space_is_an_error() -> None:
 # ------------------------------------------------------------------ files
 
 
-def test_from_yaml_space_file_and_workflow_config(tmp_path: Path) -> None:
+def test_from_yaml_space_file_and_workflow_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # a workflow config's paths are relative to the working directory
     assert SearchSpace.from_yaml(PAPER, supernet="bert") == SearchSpace.from_dict(bert_dict())
-    with pytest.raises(SpaceError, match=r"paper.yaml: a workflow config with supernets \(bert, vit"):
-        SearchSpace.from_yaml(PAPER)
+    assert SearchSpace.from_yaml(PAPER_SPACES / "bert.yaml") == SearchSpace.from_dict(bert_dict())
+    two = tmp_path / "two.yaml"
+    two.write_text(
+        "supernets:\n"
+        "  bert: {space: config/spaces/paper/bert.yaml}\n"
+        "  vit: {space: config/spaces/paper/vit.yaml}\n"
+    )
+    with pytest.raises(SpaceError, match=r"two.yaml: a workflow config with supernets \(bert, vit"):
+        SearchSpace.from_yaml(two)
     with pytest.raises(SpaceError, match=r"supernets.gpt: no such super-network \(known: bert, vit"):
-        SearchSpace.from_yaml(PAPER, supernet="gpt")
+        SearchSpace.from_yaml(two, supernet="gpt")
     bad = tmp_path / "bad.yaml"
     bad.write_text("supernets:\n  x:\n    space:\n      elastic: {a: {count: -1, choices: [1]}}\n")
     with pytest.raises(SpaceError, match=r"bad.yaml: supernets.x.space.elastic.a.count: must be a positive"):
