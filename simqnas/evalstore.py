@@ -4,7 +4,8 @@ The key is the sha256 of the canonical JSON of everything that changes the numbe
 architecture, policy, data and calibration settings, sequence length, metric kind; latency adds the host),
 so an evaluation is reused exactly when it would be recomputed identically. Entries live at
 `root/{key[:2]}/{key}.json`, written atomically, and carry their key fields and a checksum of the record; an
-entry that fails validation (truncated, edited, wrong key) is logged and treated as missing.
+entry that fails validation (truncated, edited, wrong key, or a record whose content the reader's check
+refuses) is logged as a warning and treated as missing: it is evaluated again, never trusted, never fatal.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,9 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 _ENTRY_FIELDS = {"schema", "key", "fields", "record", "checksum"}
+
+#: validates a record's content: what is wrong with it, or None
+RecordCheck = Callable[[dict[str, Any]], "str | None"]
 
 
 def canonical_json(value: Any) -> str:
@@ -72,8 +77,12 @@ class EvaluationStore:
         }
         write_json_atomic(self.path(key), entry)
 
-    def get(self, key: str) -> dict[str, Any] | None:
-        """The record stored under `key`, or None if absent or invalid (an invalid entry is logged)."""
+    def get(self, key: str, check: RecordCheck | None = None) -> dict[str, Any] | None:
+        """The record stored under `key`, or None if absent or invalid (an invalid entry is logged).
+
+        `check` validates the record's content (e.g. an accuracy within [0, 1]); it returns what is wrong,
+        or None. A failing entry is treated as missing, so the caller evaluates it again and overwrites it.
+        """
         path = self.path(key)
         try:
             entry = json.loads(path.read_text())
@@ -83,6 +92,8 @@ class EvaluationStore:
             log.warning("evalstore: %s: unreadable, treated as missing (%s)", path, error)
             return None
         problem = _problem(entry, key)
+        if problem is None and check is not None:
+            problem = check(entry["record"])
         if problem:
             log.warning("evalstore: %s: %s, treated as missing", path, problem)
             return None
