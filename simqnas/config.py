@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from simqnas.space import SearchSpace, SpaceError
+from simqnas.space import SearchSpace, SpaceError, space_from_spec
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
@@ -94,12 +94,7 @@ def validate_schema(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
 def load_space(spec: str | dict[str, Any], where: str, base: Path = Path()) -> SearchSpace:
     """A space given inline or as a path to a YAML file (relative paths from `base`)."""
     try:
-        if isinstance(spec, str):
-            path = base / spec
-            if not path.is_file():
-                raise ConfigError(f"config: {where}: space file not found: {path}")
-            return SearchSpace.from_yaml(path)
-        return SearchSpace.from_dict(spec, where=where)
+        return space_from_spec(spec, where, base)
     except SpaceError as error:
         raise ConfigError(f"config: {error}") from None
 
