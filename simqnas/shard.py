@@ -261,7 +261,13 @@ def measure_latencies(
             record = {"latency": result["latency"], "host_info": info, "timings_s": result["timings_s"]}
             _store_checked(store, key, record, fields, latency_problem, index)
         stats = record["latency"]
-        log.info("candidate %d: latency %.3f ms +- %.3f", index, stats["mean"], stats["std"])
+        log.info(
+            "candidate %d: latency %.3f ms +- %.3f (%s)",
+            index,
+            stats["mean"],
+            stats["std"],
+            "cached" if cached else "measured",
+        )
         rows.append(
             {
                 "candidate": index,
