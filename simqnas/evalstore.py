@@ -53,6 +53,27 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def safetensors_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The content hash of a safetensors file, independent of how its writer ordered the header.
+
+    The safetensors writer emits the metadata (and the tensor index) from a hash map whose order changes from
+    process to process, so two saves of the same weights differ in their bytes; hashing the header as
+    canonical JSON makes equal content give equal keys across runs.
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        size = f.read(8)
+        try:
+            header = json.loads(f.read(int.from_bytes(size, "little")))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: not a safetensors file ({error})") from None
+        digest.update(canonical_json(header).encode())
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class EvaluationStore:
     """Evaluations under a directory, one JSON file per key."""
 

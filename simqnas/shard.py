@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from simqnas.data import load_split
-from simqnas.evalstore import EvaluationStore, evaluation_key, file_sha256
+from simqnas.evalstore import EvaluationStore, evaluation_key, safetensors_sha256
 from simqnas.evaluate import (
     EvaluationSettings,
     LatencySettings,
@@ -64,9 +64,9 @@ class EvaluationContext:
         space = SearchSpace.from_yaml(space_path).subspace(space_kind)
         required = supernet.input_names
         provenance = {
-            "supernet": file_sha256(supernet_path),
-            "calibration": file_sha256(calibration_path),
-            "validation": file_sha256(validation_path),
+            "supernet": safetensors_sha256(supernet_path),
+            "calibration": safetensors_sha256(calibration_path),
+            "validation": safetensors_sha256(validation_path),
             "calibration_batch_size": settings.calibration_batch_size,
             "eval_batch_size": settings.eval_batch_size,
         }

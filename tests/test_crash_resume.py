@@ -160,11 +160,13 @@ def in_the_middle_of(workdir: Path, job: str, shards: int) -> Callable[[], Momen
 
 
 def _snapshot(workdir: Path) -> dict[str, tuple[int, str]]:
-    """Every output file (logs and benchmarks aside): its mtime and content hash."""
+    """Every output file (logs, benchmarks and hidden temporaries of killed writers aside): its mtime and
+    content hash."""
     files = {}
     for path in (workdir / "results").rglob("*"):
         relative = path.relative_to(workdir / "results")
-        if path.is_file() and relative.parts[0] not in ("logs", "benchmarks"):
+        hidden = any(part.startswith(".") for part in relative.parts)
+        if path.is_file() and relative.parts[0] not in ("logs", "benchmarks") and not hidden:
             files[str(relative)] = (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
     return files
 

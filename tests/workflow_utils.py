@@ -13,6 +13,7 @@ WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "report", "profiles
 
 
 def copy_workflow(target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         source = ROOT / name
         if source.is_dir():
