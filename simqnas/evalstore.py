@@ -1,8 +1,8 @@
 """Content-addressed store of evaluations, shared by every algorithm, seed and rerun of a super-network.
 
-The key is the sha256 of the canonical JSON of everything that changes the numbers (super-network file hash,
-architecture, policy, data and calibration settings, sequence length, metric kind; latency adds the host),
-so an evaluation is reused exactly when it would be recomputed identically. Entries live at
+The key is the sha256 of the canonical JSON of everything that changes the numbers (super-network content
+hash, architecture, policy, data and calibration settings, sequence length, metric kind; latency adds the
+host), so an evaluation is reused exactly when it would be recomputed identically. Entries live at
 `root/{key[:2]}/{key}.json`, written atomically, and carry their key fields and a checksum of the record; an
 entry that fails validation (truncated, edited, wrong key, or a record whose content the reader's check
 refuses) is logged as a warning and treated as missing: it is evaluated again, never trusted, never fatal.
