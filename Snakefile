@@ -6,7 +6,12 @@ import sys
 
 from snakemake.utils import min_version, validate
 
-from simqnas.config import ConfigError, check_config, put_on_pythonpath
+from simqnas.config import (
+    ConfigError,
+    check_config,
+    check_results_folder,
+    put_on_pythonpath,
+)
 
 min_version("9.27")
 
@@ -22,8 +27,9 @@ if not workflow.overwrite_configfiles:
 
 try:
     RUNS = check_config(config)
+    check_results_folder()
 except ConfigError as error:
-    # one line naming the key, before any job runs
+    # one line naming the key, file or value, before any job runs
     sys.exit(str(error))
 validate(config, "config/schema.yaml")
 

@@ -4,10 +4,10 @@ import logging
 
 import yaml
 
-from simqnas.config import load_space
 from simqnas.data import load_split
 from simqnas.io import write_json_atomic, write_text_atomic
 from simqnas.logs import log_to
+from simqnas.space import space_from_spec
 from simqnas.supernets import build_supernet, load_supernet, resolve_space, sandwich_archs
 from simqnas.training import accuracy, train_supernet
 
@@ -16,11 +16,11 @@ spec = snakemake.params.supernet
 train, validation = load_split(snakemake.input.train), load_split(snakemake.input.validation)
 if hasattr(snakemake.input, "checkpoint"):
     supernet = load_supernet(snakemake.input.checkpoint)
-    space = resolve_space(load_space(spec["space"], "supernet.space"), supernet)
+    space = resolve_space(space_from_spec(spec["space"], "supernet.space"), supernet)
     metrics = {"source": snakemake.input.checkpoint}
 else:
     supernet = build_supernet(spec, snakemake.params.dataset, seed=spec["training"]["seed"])
-    space = resolve_space(load_space(spec["space"], "supernet.space"), supernet)
+    space = resolve_space(space_from_spec(spec["space"], "supernet.space"), supernet)
     metrics = {
         "epochs": train_supernet(
             supernet,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from simqnas.space import SearchSpace, SpaceError
+from simqnas.space import SearchSpace, SpaceError, space_from_spec
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
@@ -23,6 +24,10 @@ TEXT_SOURCES = {"sentence_polarity", "glue_sst2"}
 IMAGE_SOURCES = {"fashion_mnist", "image_folder"}
 SOURCES_NEEDING_PATH = {"glue_sst2", "image_folder"}
 FAMILY_MODALITY = {"bert": "text"}
+#: files a `pretrained` folder must hold, per family (what its loader reads)
+PRETRAINED_FILES = {"bert": ("config.json", "model.safetensors")}
+#: where every rule writes (paths in rules/*.smk are relative to the working directory)
+RESULTS = Path("results")
 
 
 def put_on_pythonpath(directory: str | Path) -> None:
@@ -89,14 +94,84 @@ def validate_schema(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
 def load_space(spec: str | dict[str, Any], where: str, base: Path = Path()) -> SearchSpace:
     """A space given inline or as a path to a YAML file (relative paths from `base`)."""
     try:
-        if isinstance(spec, str):
-            path = base / spec
-            if not path.is_file():
-                raise ConfigError(f"config: {where}: space file not found: {path}")
-            return SearchSpace.from_yaml(path)
-        return SearchSpace.from_dict(spec, where=where)
+        return space_from_spec(spec, where, base)
     except SpaceError as error:
         raise ConfigError(f"config: {error}") from None
+
+
+def _check_text_rows(dataset: dict[str, Any], where: str, base: Path) -> None:
+    """Read the text data (seconds at most, without torch): unreadable files, wrong columns and splits
+    larger than the data fail here, not in the first job."""
+    from simqnas.data.prepare import load_text_source
+
+    spec = dict(dataset)
+    if spec.get("path"):
+        spec["path"] = str(base / spec["path"])
+    try:
+        rows = len(load_text_source(spec))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"config: {where}.path: {error}") from None
+    sizes = dataset.get("splits")
+    if sizes is None:
+        raise ConfigError(f"config: {where}.splits: required (train, validation and calibration sizes)")
+    if sum(sizes.values()) > rows:
+        requested = " + ".join(f"{name} {size}" for name, size in sizes.items())
+        raise ConfigError(
+            f"config: {where}.splits: {requested} = {sum(sizes.values())} rows requested, "
+            f"the {dataset['source']} data has {rows}"
+        )
+
+
+def _safetensors_metadata(path: Path, where: str) -> dict[str, str]:
+    """The metadata of a safetensors file, reading only its header (which also covers truncation)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "numpy") as f:
+            return f.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise ConfigError(f"config: {where}: {path}: not a readable safetensors file ({error})") from None
+
+
+def _check_checkpoint(path: Path, family: str, where: str) -> None:
+    """A trained super-network as `SuperNetwork.save` writes it, of the configured family."""
+    if not path.is_file():
+        raise ConfigError(f"config: {where}: {path} is not a file")
+    saved = _safetensors_metadata(path, where).get("family")
+    if saved != family:
+        raise ConfigError(
+            f"config: {where}: {path} holds a {saved!r} super-network, the config says family '{family}'"
+            if saved
+            else f"config: {where}: {path} is no saved super-network (no 'family' in its metadata)"
+        )
+
+
+def _check_pretrained(path: Path, family: str, where: str) -> None:
+    """A pre-trained model folder with the files the family's loader reads, weights not truncated."""
+    if not path.is_dir():
+        raise ConfigError(f"config: {where}: {path} is not a folder")
+    for name in PRETRAINED_FILES.get(family, ()):
+        if not (path / name).is_file():
+            raise ConfigError(f"config: {where}: {path / name} not found")
+        if name.endswith(".safetensors"):
+            _safetensors_metadata(path / name, where)
+
+
+def check_results_folder(results: Path = RESULTS) -> None:
+    """Fail before any job if the results folder cannot be written (a file in the way, read-only mount,
+    no permission): by probing, since permission bits do not tell for root or network file systems."""
+    folder = results
+    while not folder.exists():
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{results}: cannot hold the results, {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".write-probe-"):
+            pass
+    except OSError as error:
+        raise ConfigError(f"{results}: not writable ({error.strerror or error}: {folder})") from None
 
 
 def check_config(config: dict[str, Any], base: Path = Path()) -> list[SearchRun]:
@@ -118,6 +193,11 @@ def check_config(config: dict[str, Any], base: Path = Path()) -> list[SearchRun]
                 raise ConfigError(f"config: {where}.path: required for source '{dataset['source']}'")
             if not (base / path).exists():
                 raise ConfigError(f"config: {where}.path: not found: {path}")
+        tokenizer = dataset.get("tokenizer")
+        if tokenizer and not (base / tokenizer).is_dir():
+            raise ConfigError(f"config: {where}.tokenizer: folder not found: {tokenizer}")
+        if dataset["kind"] == "text":
+            _check_text_rows(dataset, where, base)
 
     for name, net in supernets.items():
         where = f"supernets.{name}"
@@ -135,6 +215,10 @@ def check_config(config: dict[str, Any], base: Path = Path()) -> list[SearchRun]
             path = net.get(key)
             if path and not (base / path).exists():
                 raise ConfigError(f"config: {where}.{key}: not found: {path}")
+        if net.get("checkpoint"):
+            _check_checkpoint(base / net["checkpoint"], net["family"], f"{where}.checkpoint")
+        if net.get("pretrained"):
+            _check_pretrained(base / net["pretrained"], net["family"], f"{where}.pretrained")
         load_space(net["space"], f"{where}.space", base)
         calibration = net.get("calibration", {}).get("samples", 64)
         available = datasets[net["dataset"]]["splits"]["calibration"]

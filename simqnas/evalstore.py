@@ -1,10 +1,11 @@
 """Content-addressed store of evaluations, shared by every algorithm, seed and rerun of a super-network.
 
-The key is the sha256 of the canonical JSON of everything that changes the numbers (super-network file hash,
-architecture, policy, data and calibration settings, sequence length, metric kind; latency adds the host),
-so an evaluation is reused exactly when it would be recomputed identically. Entries live at
+The key is the sha256 of the canonical JSON of everything that changes the numbers (super-network content
+hash, architecture, policy, data and calibration settings, sequence length, metric kind; latency adds the
+host), so an evaluation is reused exactly when it would be recomputed identically. Entries live at
 `root/{key[:2]}/{key}.json`, written atomically, and carry their key fields and a checksum of the record; an
-entry that fails validation (truncated, edited, wrong key) is logged and treated as missing.
+entry that fails validation (truncated, edited, wrong key, or a record whose content the reader's check
+refuses) is logged as a warning and treated as missing: it is evaluated again, never trusted, never fatal.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,9 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 _ENTRY_FIELDS = {"schema", "key", "fields", "record", "checksum"}
+
+#: validates a record's content: what is wrong with it, or None
+RecordCheck = Callable[[dict[str, Any]], "str | None"]
 
 
 def canonical_json(value: Any) -> str:
@@ -43,6 +48,27 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     """The content hash of a file (e.g. the super-network weights) to put in a key."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def safetensors_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The content hash of a safetensors file, independent of how its writer ordered the header.
+
+    The safetensors writer emits the metadata (and the tensor index) from a hash map whose order changes from
+    process to process, so two saves of the same weights differ in their bytes; hashing the header as
+    canonical JSON makes equal content give equal keys across runs.
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        size = f.read(8)
+        try:
+            header = json.loads(f.read(int.from_bytes(size, "little")))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: not a safetensors file ({error})") from None
+        digest.update(canonical_json(header).encode())
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
@@ -72,8 +98,12 @@ class EvaluationStore:
         }
         write_json_atomic(self.path(key), entry)
 
-    def get(self, key: str) -> dict[str, Any] | None:
-        """The record stored under `key`, or None if absent or invalid (an invalid entry is logged)."""
+    def get(self, key: str, check: RecordCheck | None = None) -> dict[str, Any] | None:
+        """The record stored under `key`, or None if absent or invalid (an invalid entry is logged).
+
+        `check` validates the record's content (e.g. an accuracy within [0, 1]); it returns what is wrong,
+        or None. A failing entry is treated as missing, so the caller evaluates it again and overwrites it.
+        """
         path = self.path(key)
         try:
             entry = json.loads(path.read_text())
@@ -83,6 +113,8 @@ class EvaluationStore:
             log.warning("evalstore: %s: unreadable, treated as missing (%s)", path, error)
             return None
         problem = _problem(entry, key)
+        if problem is None and check is not None:
+            problem = check(entry["record"])
         if problem:
             log.warning("evalstore: %s: %s, treated as missing", path, problem)
             return None

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from simqnas.io import atomic_path
 from simqnas.pareto import pareto_front_mask
 from simqnas.summary import COST_COLUMN
 
@@ -27,7 +28,9 @@ def save(figure: plt.Figure, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     for path in paths:
-        figure.savefig(path, dpi=150, bbox_inches="tight")
+        with atomic_path(path) as tmp:
+            # the temporary name has no .png/.pdf suffix to infer the format from
+            figure.savefig(tmp, format=path.suffix[1:], dpi=150, bbox_inches="tight")
     plt.close(figure)
     return paths
 

@@ -10,7 +10,8 @@ it was working on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pandas as pd
 import torch
 
 from simqnas.data import load_split
-from simqnas.evalstore import EvaluationStore, evaluation_key, file_sha256
+from simqnas.evalstore import EvaluationStore, evaluation_key, safetensors_sha256
 from simqnas.evaluate import (
     EvaluationSettings,
     LatencySettings,
@@ -63,9 +64,9 @@ class EvaluationContext:
         space = SearchSpace.from_yaml(space_path).subspace(space_kind)
         required = supernet.input_names
         provenance = {
-            "supernet": file_sha256(supernet_path),
-            "calibration": file_sha256(calibration_path),
-            "validation": file_sha256(validation_path),
+            "supernet": safetensors_sha256(supernet_path),
+            "calibration": safetensors_sha256(calibration_path),
+            "validation": safetensors_sha256(validation_path),
             "calibration_batch_size": settings.calibration_batch_size,
             "eval_batch_size": settings.eval_batch_size,
         }
@@ -103,6 +104,48 @@ class EvaluationContext:
         return {"metric": "quality", "arch": arch, "policy": dict(policy), **self.provenance}
 
 
+def _number_problem(name: str, value: Any, low: float, high: float = math.inf) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{name} {value!r} is not a number"
+    if not math.isfinite(value) or not low <= value <= high:
+        return f"{name} {value!r} is not a finite number within [{low}, {high}]"
+    return None
+
+
+def quality_problem(record: Mapping[str, Any]) -> str | None:
+    """What is wrong with an accuracy-and-size record (None if nothing): NaN, negative, out of range."""
+    return _number_problem("accuracy", record.get("accuracy"), 0.0, 1.0) or _number_problem(
+        "size_bytes", record.get("size_bytes"), 1.0
+    )
+
+
+def latency_problem(record: Mapping[str, Any]) -> str | None:
+    """What is wrong with a latency record (None if nothing): missing statistics, NaN, negative times."""
+    stats = record.get("latency")
+    if not isinstance(stats, Mapping) or not isinstance(record.get("host_info"), Mapping):
+        return "no latency statistics or host_info"
+    for name in ("mean", "std", "p5", "p95"):
+        problem = _number_problem(f"latency {name}", stats.get(name), 0.0)
+        if problem:
+            return problem
+    return None if stats["mean"] > 0 else "latency mean is 0"
+
+
+def _store_checked(
+    store: EvaluationStore,
+    key: str,
+    record: dict[str, Any],
+    fields: dict[str, Any],
+    check: Callable[[Mapping[str, Any]], str | None],
+    index: int,
+) -> None:
+    """Store a fresh evaluation, refusing one that came back invalid (it would be reused forever)."""
+    problem = check(record)
+    if problem:
+        raise ValueError(f"candidate {index}: the evaluation returned {problem}; not stored")
+    store.put(key, record, fields=fields)
+
+
 def evaluate_quality(
     context: EvaluationContext, genomes: Iterable[tuple[int, np.ndarray]], store: EvaluationStore
 ) -> pd.DataFrame:
@@ -112,7 +155,7 @@ def evaluate_quality(
         arch, policy = context.candidate(genome)
         fields = context.quality_fields(arch, policy)
         key = evaluation_key(**fields)
-        record = store.get(key)
+        record = store.get(key, check=quality_problem)
         cached = record is not None
         if record is None:
             result = evaluate_candidate(
@@ -123,7 +166,7 @@ def evaluate_quality(
                 "size_bytes": result["size_bytes"],
                 "timings_s": result["timings_s"],
             }
-            store.put(key, record, fields=fields)
+            _store_checked(store, key, record, fields, quality_problem, index)
         log.info(
             "candidate %d: accuracy %.4f size %d bytes (%s)",
             index,
@@ -203,7 +246,7 @@ def measure_latencies(
         arch, policy = context.candidate(genome)
         fields = {**context.quality_fields(arch, policy), "metric": "latency", **host.key_fields()}
         key = evaluation_key(**fields)
-        record = store.get(key)
+        record = store.get(key, check=latency_problem)
         cached = record is not None
         if record is None:
             result = evaluate_candidate(
@@ -216,9 +259,15 @@ def measure_latencies(
                 measure_accuracy=False,
             )
             record = {"latency": result["latency"], "host_info": info, "timings_s": result["timings_s"]}
-            store.put(key, record, fields=fields)
+            _store_checked(store, key, record, fields, latency_problem, index)
         stats = record["latency"]
-        log.info("candidate %d: latency %.3f ms +- %.3f", index, stats["mean"], stats["std"])
+        log.info(
+            "candidate %d: latency %.3f ms +- %.3f (%s)",
+            index,
+            stats["mean"],
+            stats["std"],
+            "cached" if cached else "measured",
+        )
         rows.append(
             {
                 "candidate": index,

@@ -513,6 +513,16 @@ def genome_key(genome: Any) -> str:
     return "-".join(str(int(x)) for x in g)
 
 
+def space_from_spec(spec: str | Mapping[str, Any], where: str, base: Path = Path()) -> SearchSpace:
+    """A space given inline (a mapping) or as a path to a space file (relative paths from `base`)."""
+    if isinstance(spec, str):
+        path = base / spec
+        if not path.is_file():
+            raise SpaceError(f"{where}: space file not found: {path}")
+        return SearchSpace.from_yaml(path)
+    return SearchSpace.from_dict(spec, where=where)
+
+
 def spaces_from_config(path: str | Path, data: Any = None) -> dict[str, SearchSpace]:
     """Every `supernets.<name>.space` (inline, or a path to a space file) of a workflow config.
 

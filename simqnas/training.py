@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
@@ -267,9 +267,12 @@ def _teacher_logits(
     meta = {"teacher": identity["teacher"], "train_data": identity["train_data"]}
     cache = None if checkpoint_dir is None else Path(checkpoint_dir) / "teacher_logits.safetensors"
     if cache is not None and cache.is_file():
-        with safe_open(str(cache), "pt") as f:
-            if f.metadata() == meta:
-                return f.get_tensor("logits")
+        try:
+            with safe_open(str(cache), "pt") as f:
+                if f.metadata() == meta:
+                    return f.get_tensor("logits")
+        except SafetensorError as error:  # a damaged cache is recomputed, not fatal
+            log.warning("%s: unreadable, computing the teacher logits again (%s)", cache, error)
     if isinstance(teacher, SuperNetwork):
         teacher.set_active(None)
     logits = predict(teacher, train, batch_size)
@@ -406,7 +409,16 @@ def _valid_checkpoint(directory: Path, settings: dict[str, Any]) -> Path | None:
     latest = _latest_checkpoint(directory)
     if latest is None:
         return None
-    saved = json.loads((latest / STATE_FILE).read_text())["settings"]
+    try:
+        saved = json.loads((latest / STATE_FILE).read_text())["settings"]
+        for name in ("model.safetensors", "optimizer.safetensors"):
+            with safe_open(str(latest / name), "pt"):  # reads the header: a truncated file fails here
+                pass
+    except (OSError, ValueError, KeyError, SafetensorError) as error:
+        # checkpoints are renamed into place complete, so only a damaged disk gets here: not fatal
+        log.warning("%s: unreadable checkpoint (%s): starting afresh", latest, error)
+        shutil.rmtree(latest)
+        return None
     stale = [key for key in sorted(set(saved) | set(settings)) if saved.get(key) != settings.get(key)]
     if not stale:
         return latest

@@ -170,11 +170,24 @@ def module_file(module: str) -> Path | None:
     return None
 
 
-def imported_names(path: Path, module: str) -> set[str]:
-    """Every module name an `import` in the file may load (function-level imports included)."""
+def _outside_functions(tree: ast.AST) -> list[ast.AST]:
+    """The nodes that run when the module is imported (function bodies do not)."""
+    nodes, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            todo.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
+def imported_names(path: Path, module: str, module_level: bool = False) -> set[str]:
+    """Every module name an `import` in the file may load (function-level imports included, unless only
+    what importing the module runs is asked for)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    for node in _outside_functions(tree) if module_level else ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -188,7 +201,9 @@ def imported_names(path: Path, module: str) -> set[str]:
     return names
 
 
-def third_party_imports(script: Path | None = None, modules: tuple[str, ...] = ()) -> set[str]:
+def third_party_imports(
+    script: Path | None = None, modules: tuple[str, ...] = (), module_level: bool = False
+) -> set[str]:
     """Top-level names of the non-stdlib modules a script (or simqnas modules) import, through simqnas."""
     seen, found, todo = set(), set(), [(script, "__main__")] if script else []
 
@@ -204,7 +219,7 @@ def third_party_imports(script: Path | None = None, modules: tuple[str, ...] = (
         visit(module)
     while todo:
         path, module = todo.pop()
-        for name in imported_names(path, module):
+        for name in imported_names(path, module, module_level):
             top = name.split(".")[0]
             if top == "simqnas":
                 visit(name)
@@ -216,11 +231,13 @@ def third_party_imports(script: Path | None = None, modules: tuple[str, ...] = (
 
 def workflow_imports() -> set[str]:
     """What the simqnas modules imported by the Snakefile and rules/*.smk import: a job unpickles its params,
-    so it imports the modules of any workflow object passed as one (a SearchRun: simqnas.config)."""
+    so it imports the modules of any workflow object passed as one (a SearchRun: simqnas.config). Only what
+    importing them runs counts: their functions (check_config reading data files) run in the Snakefile, in
+    the main environment, never in a rule's."""
     pattern = re.compile(r"^(?:from\s+(simqnas[\w.]*)\s+import|import\s+(simqnas[\w.]*))", re.MULTILINE)
     modules = {m.group(1) or m.group(2) for path in RULE_FILES for m in pattern.finditer(path.read_text())}
     assert "simqnas.config" in modules
-    return third_party_imports(modules=tuple(sorted(modules)))
+    return third_party_imports(modules=tuple(sorted(modules)), module_level=True)
 
 
 def test_workflow_requirements_cover_the_workflow_imports():

@@ -8,8 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
-from simqnas.evalstore import EvaluationStore, evaluation_key, file_sha256
+from simqnas.evalstore import EvaluationStore, evaluation_key, file_sha256, safetensors_sha256
 
 FIELDS = {
     "supernet_sha256": "ab" * 32,
@@ -155,3 +157,28 @@ def test_file_sha256(tmp_path: Path) -> None:
     path = tmp_path / "weights.bin"
     path.write_bytes(b"abc")
     assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_safetensors_sha256_ignores_the_header_order_of_the_writer(tmp_path: Path) -> None:
+    """Two saves of the same weights differ in bytes (the writer orders metadata per process); their content
+    hash must not, or identical super-networks would get different evaluation keys."""
+    tensors = {"a.weight": torch.arange(6.0).reshape(2, 3), "b.bias": torch.ones(2)}
+    save_file(tensors, str(tmp_path / "x.safetensors"), metadata={"family": "bert", "hyperparameters": "{}"})
+    same = tmp_path / "y.safetensors"
+    data = (tmp_path / "x.safetensors").read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    reordered = {key: header[key] for key in reversed(list(header))}
+    reordered["__metadata__"] = dict(reversed(list(header["__metadata__"].items())))
+    text = json.dumps(reordered, separators=(",", ":")).encode().ljust(length)
+    assert len(text) == length and text != data[8 : 8 + length]
+    same.write_bytes(data[:8] + text + data[8 + length :])
+    assert file_sha256(same) != file_sha256(tmp_path / "x.safetensors")
+    assert safetensors_sha256(same) == safetensors_sha256(tmp_path / "x.safetensors")
+    changed = tmp_path / "z.safetensors"
+    save_file(
+        {**tensors, "b.bias": torch.zeros(2)},
+        str(changed),
+        metadata={"family": "bert", "hyperparameters": "{}"},
+    )
+    assert safetensors_sha256(changed) != safetensors_sha256(tmp_path / "x.safetensors")

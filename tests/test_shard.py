@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -11,13 +12,16 @@ import torch
 import yaml
 
 from simqnas.data import save_split
-from simqnas.evalstore import EvaluationStore
+from simqnas.evalstore import EvaluationStore, evaluation_key
 from simqnas.history import gather_iteration, history_from_tables
 from simqnas.shard import (
     EvaluationContext,
     HostProfile,
+    _store_checked,
     evaluate_baseline,
     evaluate_quality,
+    latency_problem,
+    quality_problem,
     shard_members,
 )
 from simqnas.space import SearchSpace
@@ -176,3 +180,63 @@ def test_gather_joins_shards_and_refuses_bad_measurements(tmp_path):
         gather_iteration(genomes[:1], [tmp_path / "neg.csv"], [], iteration=0)
     with pytest.raises(ValueError, match="do not cover"):
         gather_iteration(genomes, [tmp_path / "s0.csv"], [], iteration=0)
+
+
+def test_a_corrupt_cached_evaluation_is_evaluated_again(job_files, tmp_path, caplog):
+    """A cached entry failing validation is neither trusted nor fatal: a warning, then a fresh evaluation
+    that replaces it. One entry was edited (checksum mismatch), one is well-formed with a valid checksum but
+    holds an impossible accuracy (the record check)."""
+    context = load_context(job_files)
+    store = EvaluationStore(tmp_path / "evals")
+    genomes = list(enumerate(context.space.sample(2, np.random.default_rng(1))))
+    first = evaluate_quality(context, genomes, store)
+    edited, impossible = first["quality_key"]
+    entry = json.loads(store.path(edited).read_text())
+    entry["record"]["accuracy"] = 0.99
+    store.path(edited).write_text(json.dumps(entry))
+    entry = json.loads(store.path(impossible).read_text())
+    store.put(impossible, {**entry["record"], "accuracy": 1.5}, fields=entry["fields"])
+
+    with caplog.at_level(logging.WARNING, logger="simqnas.evalstore"):
+        again = evaluate_quality(context, genomes, store)
+    assert again["quality_cached"].tolist() == [False, False]
+    assert f"{edited}.json: checksum mismatch, treated as missing" in caplog.text
+    assert f"{impossible}.json: accuracy 1.5 is not a finite number within [0.0, 1.0]" in caplog.text
+    pd.testing.assert_frame_equal(
+        again.drop(columns="quality_cached"), first.drop(columns="quality_cached"), check_exact=True
+    )
+    assert evaluate_quality(context, genomes, store)["quality_cached"].all()  # repaired
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"accuracy": float("nan"), "size_bytes": 10}, "accuracy nan"),
+        ({"accuracy": -0.1, "size_bytes": 10}, "accuracy -0.1"),
+        ({"accuracy": 0.5, "size_bytes": 0}, "size_bytes 0"),
+        ({"accuracy": 0.5, "size_bytes": float("inf")}, "size_bytes inf"),
+        ({"accuracy": True, "size_bytes": 10}, "accuracy True"),
+        ({"size_bytes": 10}, "accuracy None"),
+    ],
+)
+def test_an_invalid_fresh_evaluation_is_not_stored(tmp_path, record, problem):
+    """An evaluation that comes back NaN, negative or out of range fails its job with one line naming the
+    candidate and the value, and is not stored (a stored one would be reused by every later run)."""
+    store = EvaluationStore(tmp_path / "evals")
+    fields = {"metric": "quality", "candidate": 7}
+    key = evaluation_key(**fields)
+    with pytest.raises(ValueError, match=rf"candidate 7: the evaluation returned {problem}") as error:
+        _store_checked(store, key, record, fields, quality_problem, 7)
+    assert "\n" not in str(error.value)
+    assert not store.path(key).exists()
+
+
+def test_latency_records_are_checked():
+    good = {"latency": {"mean": 2.0, "std": 0.1, "p5": 1.9, "p95": 2.2}, "host_info": {"cpu_model": "x"}}
+    assert latency_problem(good) is None
+    assert latency_problem({**good, "latency": {**good["latency"], "mean": float("nan")}}) == (
+        "latency mean nan is not a finite number within [0.0, inf]"
+    )
+    assert latency_problem({**good, "latency": {**good["latency"], "p5": -1.0}}).startswith("latency p5 -1.0")
+    assert latency_problem({**good, "latency": {**good["latency"], "mean": 0.0}}) == "latency mean is 0"
+    assert latency_problem({"latency": good["latency"]}) == "no latency statistics or host_info"

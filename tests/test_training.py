@@ -186,3 +186,23 @@ def test_trained_supernet_round_trips_through_save(tmp_path):
     supernet.set_active(arch)
     loaded.set_active(arch)
     torch.testing.assert_close(predict(loaded, train), predict(supernet, train))
+
+
+def test_corrupt_checkpoint_is_discarded_not_fatal(tmp_path, caplog):
+    """A checkpoint damaged on disk (they are renamed into place, so only the disk can damage one) is
+    discarded with a warning; training starts afresh and reaches the uninterrupted result."""
+    train, validation = data(32, seed=1), data(16, seed=2)
+    teacher = tiny()
+    first = tiny()
+    train_supernet(first, teacher, space(first), train, validation, checkpoint_dir=tmp_path, **SETTINGS)
+    weights = tmp_path / "epoch-0002" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with caplog.at_level("WARNING"):
+        again = tiny()
+        metrics = train_supernet(
+            again, teacher, space(again), train, validation, checkpoint_dir=tmp_path, **SETTINGS
+        )
+    assert "epoch-0002: unreadable checkpoint" in caplog.text and "starting afresh" in caplog.text
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    for key, value in first.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[key], value, rtol=0, atol=0, msg=key)

@@ -1,56 +1,24 @@
 """The whole DAG on the smoke config: real data, real MiniLM weights, real INC quantization and latency.
 
-One module-scoped run (a few minutes on 2 cores) feeds several assertions; a second run must do nothing.
+One session-scoped run (a few minutes on 2 cores) feeds several assertions; a second run must do nothing.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "report", "profiles", "envs")
+from tests.workflow_utils import snakemake
 
 pytestmark = pytest.mark.slow
 
 
-def copy_workflow(target: Path) -> Path:
-    for name in WORKFLOW_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, target / name)
-        else:
-            shutil.copy(source, target / name)
-    return target
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SLURM_CONF": "/dev/null"}
-    return subprocess.run(
-        # --configfile takes several values: targets go before it
-        [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", "config/smoke.yaml"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> Path:
-    workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
-    result = snakemake(workdir, "results/figures")
-    if result.returncode != 0:
-        pytest.fail(f"smoke workflow failed:\n{result.stderr[-6000:]}")
-    return workdir
+# `smoke_run` (the uninterrupted smoke workflow) is session-scoped in tests/conftest.py: the crash-and-resume
+# test compares its evaluations with it.
 
 
 def test_figures_and_tables_exist(smoke_run: Path):

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from simqnas.io import atomic_path
+
+if TYPE_CHECKING:  # torch loads lazily: the config check at workflow start reads data files without it
+    import torch
 
 LABELS = "labels"
 
@@ -32,6 +34,8 @@ def _check_rows(tensors: Mapping[str, torch.Tensor], where: str) -> int:
 
 def save_split(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
     """Write a split (named tensors including `labels`, equal first dimensions) atomically."""
+    from safetensors.torch import save_file
+
     _check_rows(tensors, str(path))
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
@@ -39,6 +43,8 @@ def save_split(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
 
 def load_split(path: str | Path, required: Iterable[str] = ()) -> dict[str, torch.Tensor]:
     """Read a split; errors name the file and the missing or inconsistent tensor."""
+    from safetensors.torch import load_file
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: split file not found")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import torch
 
 from simqnas.data.text import encode_split, load_glue_sst2, load_sentence_polarity, stratified_splits
+
+if TYPE_CHECKING:  # torch loads lazily: the config check at workflow start reads data files without it
+    import torch
 
 SPLITS = ("train", "validation", "calibration")
 
@@ -21,7 +23,7 @@ def load_text_source(spec: Mapping[str, Any]) -> pd.DataFrame:
     raise ValueError(f"datasets: source '{spec['source']}' is not a text source")
 
 
-Splits = dict[str, dict[str, torch.Tensor]]
+Splits = dict[str, dict[str, "torch.Tensor"]]
 
 
 def prepare_text_dataset(spec: Mapping[str, Any]) -> tuple[Splits, dict[str, Any]]:
@@ -50,6 +52,8 @@ def prepare_text_dataset(spec: Mapping[str, Any]) -> tuple[Splits, dict[str, Any
 
 def calibration_subset(split: Mapping[str, torch.Tensor], samples: int, seed: int) -> dict[str, torch.Tensor]:
     """A fixed, seeded subset of the calibration split: every quantization of a super-network sees it."""
+    import torch
+
     rows = len(split["labels"])
     if samples > rows:
         raise ValueError(f"calibration.samples: {samples} is larger than the calibration split ({rows} rows)")

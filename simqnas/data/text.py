@@ -10,12 +10,15 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from simqnas.embedded import minilm_dir, sentence_polarity_file
+
+if TYPE_CHECKING:  # torch loads lazily: the config check at workflow start reads data files without it
+    import torch
 
 #: a split size meaning "every row the fixed-size splits leave"
 REST = "all"
@@ -23,11 +26,19 @@ SST2_FILES = ("train", "dev", "validation")
 
 
 def _read_tsv(path: Path, columns: Iterable[str]) -> pd.DataFrame:
-    # sentences contain quote characters that are text, not CSV quoting
-    frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False)
+    try:
+        # sentences contain quote characters that are text, not CSV quoting
+        frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: empty file (expected columns {', '.join(columns)})") from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as error:
+        first = str(error).strip().splitlines()[-1]
+        raise ValueError(f"{path}: not a tab-separated text file ({first})") from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column '{missing[0]}' (has: {', '.join(map(str, frame.columns))})")
+    if frame.empty:
+        raise ValueError(f"{path}: no data rows below the header")
     return frame
 
 
@@ -47,9 +58,13 @@ def _read_sst2_file(path: Path) -> pd.DataFrame:
             frame = pd.read_parquet(path)
         except ImportError as error:
             raise ValueError(f"{path}: reading parquet needs pyarrow or fastparquet ({error})") from None
+        except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid is a ValueError
+            raise ValueError(f"{path}: not a readable parquet file ({str(error).splitlines()[0]})") from None
         missing = [c for c in ("sentence", "label") if c not in frame.columns]
         if missing:
             raise ValueError(f"{path}: missing column '{missing[0]}'")
+        if frame.empty:
+            raise ValueError(f"{path}: no data rows")
     else:
         frame = _read_tsv(path, ("sentence", "label"))
     labels = frame["label"].to_numpy()
@@ -136,6 +151,7 @@ def tokenize(
     `tokenizer_dir` is a Hugging Face tokenizer folder (default: the embedded MiniLM one); nothing is
     downloaded.
     """
+    import torch
     from transformers import AutoTokenizer
 
     tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir is not None else minilm_dir()
@@ -152,6 +168,8 @@ def encode_split(
     frame: pd.DataFrame, tokenizer_dir: str | Path | None = None, max_length: int = 64
 ) -> dict[str, torch.Tensor]:
     """A split's tensors for `simqnas.data.save_split`: tokenized text plus `labels`."""
+    import torch
+
     tensors = tokenize(frame["text"], tokenizer_dir, max_length)
     tensors["labels"] = torch.tensor(frame["label"].to_list(), dtype=torch.int64)
     return tensors

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -207,7 +208,10 @@ class BertSuperNetwork(SuperNetwork, BertClassifier):
                 raise FileNotFoundError(
                     f"{path}: not found (a Hugging Face BERT folder with safetensors weights)"
                 )
-        config = json.loads(config_path.read_text())
+        try:
+            config = json.loads(config_path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{config_path}: not a JSON file ({error})") from None
         if config.get("position_embedding_type", "absolute") != "absolute":
             raise ValueError(
                 f"{config_path}: position_embedding_type '{config['position_embedding_type']}' unsupported"
@@ -230,7 +234,11 @@ class BertSuperNetwork(SuperNetwork, BertClassifier):
             )
         except KeyError as error:
             raise ValueError(f"{config_path}: missing key {error}") from None
-        fresh = network.load_hf_state(load_file(weights_path), source=str(weights_path))
+        try:
+            weights = load_file(weights_path)
+        except (SafetensorError, OSError) as error:
+            raise ValueError(f"{weights_path}: not a readable safetensors file ({error})") from None
+        fresh = network.load_hf_state(weights, source=str(weights_path))
         if fresh:
             log.warning("%s: initialised fresh (not in the checkpoint): %s", weights_path, ", ".join(fresh))
         return network
