@@ -23,6 +23,8 @@ TEXT_SOURCES = {"sentence_polarity", "glue_sst2"}
 IMAGE_SOURCES = {"fashion_mnist", "image_folder"}
 SOURCES_NEEDING_PATH = {"glue_sst2", "image_folder"}
 FAMILY_MODALITY = {"bert": "text"}
+#: the search whose final Pareto front is measured again on every host profile (simqnas.hosts)
+FRONT_SEARCH = {"space": "joint", "objective": "latency", "algorithm": "linas"}
 
 
 def put_on_pythonpath(directory: str | Path) -> None:
