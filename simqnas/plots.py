@@ -181,15 +181,21 @@ def host_latency_front(hosts: pd.DataFrame, title: str) -> plt.Figure:
     position = {host: i for i, host in enumerate(order)}
     accuracy = hosts.groupby("member")["accuracy"].first()
     colours = plt.get_cmap("viridis")
-    span = (accuracy.min(), max(accuracy.max(), accuracy.min() + 1e-9))
+    # at least one accuracy point wide, so that a front of equally accurate networks still has a scale
+    low, high = accuracy.min(), accuracy.max()
+    span = (low, high) if high - low >= 0.01 else ((low + high) / 2 - 0.005, (low + high) / 2 + 0.005)
     for member, group in hosts.groupby("member"):
         group = group.sort_values("host", key=lambda names: names.map(position))
         shade = colours((accuracy[member] - span[0]) / (span[1] - span[0]))
         right.plot(group["host"].map(position), group["rank"], marker="o", color=shade, lw=1.2, alpha=0.9)
     right.set_xticks(range(len(order)), order)
     right.set_xlim(-0.5, len(order) - 0.5)
-    right.yaxis.set_major_locator(MaxNLocator(integer=True))
-    right.invert_yaxis()
+    members = hosts["member"].nunique()
+    if members <= 15:
+        right.set_yticks(range(1, members + 1))
+    else:
+        right.yaxis.set_major_locator(MaxNLocator(integer=True))
+    right.set_ylim(members + 0.5, 0.5)  # rank 1 on top
     right.set(
         xlabel="host profile", ylabel="latency rank on the host (1 = fastest)", title="ranking per host"
     )
