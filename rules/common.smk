@@ -3,7 +3,7 @@ import json
 
 from snakemake.exceptions import WorkflowError
 
-from simqnas.config import SearchRun
+from simqnas.config import FRONT_SEARCH, SearchRun
 
 SUPERNETS = config["supernets"]
 DATASETS = config["datasets"]
@@ -79,6 +79,18 @@ def exclusive_threads(wildcards) -> int:
 def host_resources(host: str) -> dict:
     """Scheduler resources of an exclusive latency job on a host profile."""
     return {"constraint": HOSTS[host].get("feature") or ""}
+
+
+def host_front_nets() -> list[str]:
+    """Super-networks with a LINAS joint accuracy + latency search: their final front is measured on every
+    configured host profile."""
+    return sorted(
+        {
+            run.net
+            for run in RUNS
+            if all(getattr(run, key) == value for key, value in FRONT_SEARCH.items())
+        }
+    )
 
 
 def supernet_params(*keys):

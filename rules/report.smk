@@ -23,6 +23,29 @@ rule summarize_net:
         "../scripts/summarize_net.py"
 
 
+rule summarize_hosts:
+    input:
+        front="results/{net}/hosts/front.csv",
+        latency=expand("results/{{net}}/hosts/latency-{host}.csv", host=sorted(HOSTS)),
+        baselines=expand(
+            "results/{{net}}/baseline/latency-{host}/int8.json", host=sorted(HOSTS)
+        ),
+    output:
+        "results/{net}/summary/hosts.csv",
+    log:
+        "results/logs/{net}/summarize_hosts.log",
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        hosts=sorted(HOSTS),
+    script:
+        "../scripts/summarize_hosts.py"
+
+
 rule headline_table:
     input:
         evaluations="results/{net}/summary/evaluations.csv",
@@ -81,6 +104,7 @@ rule figures:
         hypervolume=expand("results/{net}/summary/hypervolume.csv", net=SUPERNETS),
         headline=expand("results/tables/{net}_headline.csv", net=SUPERNETS),
         table1="results/tables/table1_search_space.csv",
+        hosts=[f"results/{net}/summary/hosts.csv" for net in host_front_nets()],
     output:
         report(
             directory("results/figures"),
@@ -100,5 +124,6 @@ rule figures:
         runtime=20,
     params:
         nets=list(SUPERNETS),
+        host_nets=host_front_nets(),
     script:
         "../scripts/figures.py"

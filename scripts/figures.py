@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from simqnas.logs import log_to
-from simqnas.plots import network_figures
+from simqnas.plots import host_figures, network_figures
 
 log_to(snakemake.log[0])
 out = Path(snakemake.output[0])
@@ -21,3 +21,7 @@ for net, evaluations, baselines, hypervolume in zip(
         net, pd.read_csv(evaluations), pd.read_csv(baselines), pd.read_csv(hypervolume), out / net
     )
     logging.info("%s: %d files", net, len(written))
+# the final LINAS latency front of each super-network on every host profile
+for net, hosts in zip(snakemake.params.host_nets, snakemake.input.hosts, strict=True):
+    written = host_figures(net, pd.read_csv(hosts), out / net)
+    logging.info("%s: %d files (hosts)", net, len(written))

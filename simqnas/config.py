@@ -28,6 +28,8 @@ FAMILY_MODALITY = {"bert": "text"}
 PRETRAINED_FILES = {"bert": ("config.json", "model.safetensors")}
 #: where every rule writes (paths in rules/*.smk are relative to the working directory)
 RESULTS = Path("results")
+#: the search whose final Pareto front is measured again on every host profile (simqnas.hosts)
+FRONT_SEARCH = {"space": "joint", "objective": "latency", "algorithm": "linas"}
 
 
 def put_on_pythonpath(directory: str | Path) -> None:

@@ -1,7 +1,9 @@
 """Batch-1 CPU latency as LINAS measures it (warm-up, many timed runs, 5%..95% trimmed mean), and the host.
 
 Every latency record carries `host_info()`: latencies are only comparable on the same CPU, thread count and
-software, and normalized latency divides by the all-INT8 baseline measured on the same host.
+software, and normalized latency divides by the all-INT8 baseline measured on the same host. Under SLURM it
+also names the node and the node's features as SLURM reports them, so a host profile can refuse a node that
+is not of its kind (`simqnas.shard.HostProfile.check_machine`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -127,16 +130,72 @@ def _cpuinfo() -> dict[str, str]:
     return info
 
 
+def lscpu_model_name() -> str | None:
+    """`Model name` as lscpu reports it (None where lscpu is missing or says nothing)."""
+    try:
+        out = subprocess.run(
+            ["lscpu"], capture_output=True, text=True, timeout=30, env={**os.environ, "LC_ALL": "C"}
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Model name" and value.strip():
+            return value.strip()
+    return None
+
+
+def parse_node_features(scontrol_node: str) -> list[str]:
+    """The features a node offers, from one `scontrol show node -o NAME` line: `ActiveFeatures` (what
+    `--constraint` matches), else `AvailableFeatures`; `(null)` means none."""
+    fields = dict(part.split("=", 1) for part in scontrol_node.split() if "=" in part)
+    features = fields.get("ActiveFeatures", fields.get("AvailableFeatures"))
+    if features is None:
+        raise ValueError(f"scontrol: no features in {scontrol_node.strip()[:200]!r}")
+    return sorted(f for f in features.split(",") if f and f != "(null)")
+
+
+def slurm_node() -> dict[str, Any] | None:
+    """The SLURM node this process runs on and its features as SLURM reports them; None outside SLURM.
+
+    `features` is None (and `error` says why) when SLURM cannot be asked; a host profile with a feature then
+    refuses to measure rather than guess.
+    """
+    name = os.environ.get("SLURMD_NODENAME")
+    if not name:
+        return None
+    node: dict[str, Any] = {
+        "node": name,
+        "job_id": os.environ.get("SLURM_JOB_ID"),
+        "features": None,
+        "error": None,
+    }
+    command = ["scontrol", "show", "node", "-o", name]
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            node["error"] = f"`{' '.join(command)}` failed: {(out.stderr or out.stdout).strip()[:300]}"
+        else:
+            node["features"] = parse_node_features(out.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError) as error:
+        node["error"] = f"`{' '.join(command)}`: {error}"
+    return node
+
+
 def host_info() -> dict[str, Any]:
-    """The machine and software a latency was measured with."""
+    """The machine and software a latency was measured with (and, under SLURM, the node and its features)."""
     cpu = _cpuinfo()
     flags = set(cpu.get("flags", "").split())
     return {
         "hostname": socket.gethostname(),
-        "cpu_model": cpu.get("model name") or platform.processor() or platform.machine(),
+        "cpu_model": lscpu_model_name()
+        or cpu.get("model name")
+        or platform.processor()
+        or platform.machine(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "isa": [flag for flag in ISA_FLAGS if flag in flags],
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "slurm": slurm_node(),
     }

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from simqnas.io import atomic_path
 from simqnas.pareto import pareto_front_mask
@@ -148,3 +149,67 @@ def network_figures(
             "fig3_quant_vs_joint",
         )
     return written
+
+
+def host_latency_front(hosts: pd.DataFrame, title: str) -> plt.Figure:
+    """The final LINAS latency front measured on every host profile: accuracy vs latency normalized by each
+    host's own all-INT8 baseline (one colour per host, each host's front as a step line), and each member's
+    latency rank per host (a line per network; crossing lines are networks that swap places)."""
+    order = sorted(hosts["host"].unique())
+    palette = dict(zip(order, sns.color_palette("colorblind", len(order)), strict=True))
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 2]}, constrained_layout=True
+    )
+    sns.scatterplot(
+        data=hosts.assign(accuracy_pct=hosts["accuracy"] * 100),
+        x="normalized_latency",
+        y="accuracy_pct",
+        hue="host",
+        style="host",
+        hue_order=order,
+        style_order=order,
+        palette=palette,
+        s=45,
+        ax=left,
+    )
+    for host, group in hosts.groupby("host"):
+        front = group[group["on_front"].astype(bool)].sort_values("normalized_latency")
+        left.step(
+            front["normalized_latency"], front["accuracy"] * 100, where="post", color=palette[host], lw=1.2
+        )
+    left.axvline(1.0, color="tab:red", ls=":", lw=1, label="all-INT8 super-network (each host)")
+    left.set(xlabel=COST_LABEL["latency"], ylabel="accuracy (%)", title=title)
+    left.legend(fontsize=7, loc="best")
+
+    position = {host: i for i, host in enumerate(order)}
+    accuracy = hosts.groupby("member")["accuracy"].first()
+    colours = plt.get_cmap("viridis")
+    # at least one accuracy point wide, so that a front of equally accurate networks still has a scale
+    low, high = accuracy.min(), accuracy.max()
+    span = (low, high) if high - low >= 0.01 else ((low + high) / 2 - 0.005, (low + high) / 2 + 0.005)
+    for member, group in hosts.groupby("member"):
+        group = group.sort_values("host", key=lambda names: names.map(position))
+        shade = colours((accuracy[member] - span[0]) / (span[1] - span[0]))
+        right.plot(group["host"].map(position), group["rank"], marker="o", color=shade, lw=1.2, alpha=0.9)
+    right.set_xticks(range(len(order)), order)
+    right.set_xlim(-0.5, len(order) - 0.5)
+    members = hosts["member"].nunique()
+    if members <= 15:
+        right.set_yticks(range(1, members + 1))
+    else:
+        right.yaxis.set_major_locator(MaxNLocator(integer=True))
+    right.set_ylim(members + 0.5, 0.5)  # rank 1 on top
+    right.set(
+        xlabel="host profile", ylabel="latency rank on the host (1 = fastest)", title="ranking per host"
+    )
+    scale = plt.cm.ScalarMappable(cmap=colours, norm=plt.Normalize(span[0] * 100, span[1] * 100))
+    figure.colorbar(scale, ax=right, label="accuracy (%)")
+    return figure
+
+
+def host_figures(net: str, hosts: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """The final LINAS latency front of one super-network across host profiles."""
+    sns.set_theme(style="whitegrid", context="paper")
+    searched = ", ".join(sorted(hosts["search_host"].dropna().unique()))
+    title = f"{net}: final LINAS latency front (searched on {searched}) on every host"
+    return save(host_latency_front(hosts, title), out_dir, "hosts_latency_front")

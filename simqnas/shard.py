@@ -188,6 +188,10 @@ def evaluate_quality(
     )
 
 
+class WrongHostError(RuntimeError):
+    """A latency job landed on a machine that is not of its host profile's kind; nothing was measured."""
+
+
 @dataclass(frozen=True)
 class HostProfile:
     """A latency host profile from the config, checked against the machine the job runs on."""
@@ -211,12 +215,44 @@ class HostProfile:
         return LatencySettings(warmup=self.warmup, runs=self.runs, threads=self.threads, trim=self.trim)
 
     def check_machine(self, info: Mapping[str, Any]) -> None:
-        """Refuse to measure on the wrong kind of node: its numbers would be filed under this host."""
+        """Refuse to measure on the wrong kind of node: its numbers would be filed under this host.
+
+        A profile with a `feature` needs a SLURM node that SLURM says carries it (outside SLURM, or when the
+        node's features cannot be read, nothing vouches for the machine); a `cpu_model` must be part of the
+        CPU model lscpu reports. Raises WrongHostError with one line naming the host, node and mismatch.
+        """
+        machine = info.get("hostname")
+        slurm = info.get("slurm")
+        if self.feature:
+            if not slurm:
+                raise WrongHostError(
+                    f"host {self.name}: refusing to measure on {machine}: the profile needs a SLURM node "
+                    f"with feature {self.feature!r}, and this job does not run under SLURM (no "
+                    "SLURMD_NODENAME); run it with --profile profiles/slurm"
+                )
+            node = slurm.get("node")
+            if slurm.get("features") is None:
+                raise WrongHostError(
+                    f"host {self.name}: refusing to measure on SLURM node {node}: cannot read its features "
+                    f"to check for {self.feature!r} ({slurm.get('error')})"
+                )
+            if self.feature not in slurm["features"]:
+                raise WrongHostError(
+                    f"host {self.name}: refusing to measure on SLURM node {node}: it has features "
+                    f"{slurm['features']}, not {self.feature!r}"
+                )
+            machine = f"SLURM node {node}"
         if self.cpu_model and self.cpu_model not in str(info.get("cpu_model", "")):
-            raise RuntimeError(
-                f"host {self.name}: expected a CPU model containing {self.cpu_model!r}, "
-                f"this node ({info.get('hostname')}) has {info.get('cpu_model')!r}"
+            raise WrongHostError(
+                f"host {self.name}: refusing to measure on {machine}: expected a CPU model containing "
+                f"{self.cpu_model!r}, lscpu says {info.get('cpu_model')!r}"
             )
+
+    def checked_machine(self) -> dict[str, Any]:
+        """The machine this process runs on (`host_info`), if it is of this profile's kind."""
+        info = host_info()
+        self.check_machine(info)
+        return info
 
     def key_fields(self) -> dict[str, Any]:
         return {
@@ -229,15 +265,26 @@ class HostProfile:
         }
 
 
+def machine_columns(info: Mapping[str, Any]) -> dict[str, Any]:
+    """Where a latency was measured, as table columns: CPU model, SLURM node and its features (`;`-joined;
+    empty outside SLURM)."""
+    slurm = info.get("slurm") or {}
+    return {
+        "cpu_model": info.get("cpu_model"),
+        "node": slurm.get("node") or "",
+        "node_features": ";".join(slurm.get("features") or []),
+    }
+
+
 def measure_latencies(
     context: EvaluationContext,
     genomes: Iterable[tuple[int, np.ndarray]],
     host: HostProfile,
     store: EvaluationStore,
 ) -> pd.DataFrame:
-    """Compiled INT8 end-to-end latency at the host's batch size for each (candidate index, genome)."""
-    info = host_info()
-    host.check_machine(info)
+    """Compiled INT8 end-to-end latency at the host's batch size for each (candidate index, genome), with
+    the host profile, CPU model and (under SLURM) node and node features it was measured on."""
+    info = host.checked_machine()
     settings = EvaluationSettings(
         context.settings.calibration_batch_size, context.settings.eval_batch_size, host.settings()
     )
@@ -276,7 +323,7 @@ def measure_latencies(
                 "latency_p5_ms": stats["p5"],
                 "latency_p95_ms": stats["p95"],
                 "host": host.name,
-                "cpu_model": record["host_info"].get("cpu_model"),
+                **machine_columns(record["host_info"]),
                 "latency_key": key,
                 "latency_cached": cached,
             }
@@ -322,8 +369,7 @@ def evaluate_baseline(context: EvaluationContext, precision: str) -> dict[str, A
 
 def baseline_latency(context: EvaluationContext, precision: str, host: HostProfile) -> dict[str, Any]:
     """Compiled end-to-end latency of the full super-network, all-INT8 or FP32, on a host profile."""
-    info = host_info()
-    host.check_machine(info)
+    info = host.checked_machine()
     arch = context.supernet.largest_arch()
     if precision == "int8":
         settings = EvaluationSettings(

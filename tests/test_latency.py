@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from simqnas.latency import host_info, measure_latency, summarize
+from simqnas.latency import host_info, measure_latency, parse_node_features, slurm_node, summarize
 
 
 def test_summary_of_a_known_timing_list_trims_both_ends() -> None:
@@ -66,3 +66,37 @@ def test_host_info_names_the_machine_and_software() -> None:
     assert info["torch"] == torch.__version__
     assert info["logical_cpus"] >= info["usable_cpus"] >= 1
     assert isinstance(info["isa"], list)
+
+
+# `scontrol show node -o NAME` as slurm-wlm 22.05 prints it (shortened)
+SCONTROL_NODE = (
+    "NodeName=node8380 Arch=x86_64 CoresPerSocket=1 CPUAlloc=0 CPUEfctv=2 CPUTot=2 CPULoad=0.41 "
+    "AvailableFeatures=xeon8380,avx512 ActiveFeatures=xeon8380,avx512 Gres=(null) NodeAddr=127.0.0.1 "
+    "NodeHostName=ci Version=22.05.8 OS=Linux 6.1.0 RealMemory=23000 State=IDLE Partitions=main"
+)
+
+
+def test_node_features_as_scontrol_reports_them() -> None:
+    assert parse_node_features(SCONTROL_NODE) == ["avx512", "xeon8380"]
+    no_features = SCONTROL_NODE.replace("xeon8380,avx512", "(null)")
+    assert parse_node_features(no_features) == []
+    # ActiveFeatures is what --constraint matches (changeable features may be inactive)
+    inactive = SCONTROL_NODE.replace("ActiveFeatures=xeon8380,avx512", "ActiveFeatures=avx512")
+    assert parse_node_features(inactive) == ["avx512"]
+    with pytest.raises(ValueError, match="no features"):
+        parse_node_features("NodeName=x State=IDLE")
+
+
+def test_outside_slurm_there_is_no_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SLURMD_NODENAME", raising=False)
+    assert host_info()["slurm"] is None
+    assert slurm_node() is None
+
+
+def test_a_node_slurm_does_not_know_has_unknown_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    # SLURM down, not installed, or a node it does not know: the features stay unknown, with the reason
+    monkeypatch.setenv("SLURMD_NODENAME", "no-such-node-simqnas")
+    monkeypatch.setenv("SLURM_CONF", "/nonexistent/slurm.conf")
+    node = slurm_node()
+    assert node is not None and node["node"] == "no-such-node-simqnas"
+    assert node["features"] is None and "scontrol" in node["error"]

@@ -17,10 +17,12 @@ from simqnas.history import gather_iteration, history_from_tables
 from simqnas.shard import (
     EvaluationContext,
     HostProfile,
+    WrongHostError,
     _store_checked,
     evaluate_baseline,
     evaluate_quality,
     latency_problem,
+    machine_columns,
     quality_problem,
     shard_members,
 )
@@ -146,9 +148,66 @@ def test_host_profile_refuses_the_wrong_cpu():
     host = HostProfile.from_config(
         {"name": "xeon8480", "threads": 2, "warmup": 1, "runs": 3, "trim": 0.0, "cpu_model": "8480"}
     )
-    with pytest.raises(RuntimeError, match=r"xeon8480.*8480"):
+    with pytest.raises(WrongHostError, match=r"xeon8480.*8480.*lscpu says 'AMD EPYC 9654'"):
         host.check_machine({"cpu_model": "AMD EPYC 9654", "hostname": "node1"})
     host.check_machine({"cpu_model": "Intel(R) Xeon(R) Platinum 8480+", "hostname": "node2"})
+
+
+def slurm_machine(node: str | None, features: list[str] | None, cpu: str = "Intel(R) Xeon(R) 8380") -> dict:
+    """A host_info() record as a job on SLURM node `node` writes it (None: outside SLURM)."""
+    slurm = None
+    if node is not None:
+        error = None if features is not None else "`scontrol show node -o x` failed: timed out"
+        slurm = {"node": node, "job_id": "7", "features": features, "error": error}
+    return {"hostname": "submit-host", "cpu_model": cpu, "slurm": slurm}
+
+
+XEON8380 = {"name": "xeon8380", "feature": "xeon8380", "threads": 2, "warmup": 1, "runs": 3, "trim": 0.0}
+
+
+def test_host_profile_accepts_a_node_with_its_feature():
+    HostProfile.from_config(XEON8380).check_machine(slurm_machine("node8380", ["fast", "xeon8380"]))
+
+
+@pytest.mark.parametrize(
+    ("machine", "message"),
+    [
+        (
+            slurm_machine("node8480", ["xeon8480"]),
+            r"^host xeon8380: .* node8480: it has features \['xeon8480'\], not 'xeon8380'$",
+        ),
+        (slurm_machine("node0", []), r"node node0: it has features \[\], not 'xeon8380'"),
+        (slurm_machine("node8380", None), r"node node8380: cannot read its features .*timed out"),
+        (slurm_machine(None, None), r"submit-host: .*does not run under SLURM"),
+    ],
+    ids=["other feature", "no features", "features unknown", "outside SLURM"],
+)
+def test_host_profile_refuses_a_node_without_its_feature(machine, message):
+    with pytest.raises(WrongHostError, match=message) as refused:
+        HostProfile.from_config(XEON8380).check_machine(machine)
+    assert "\n" not in str(refused.value)  # one line in the job's log
+
+
+def test_host_profile_checks_the_cpu_model_on_the_right_node_too():
+    host = HostProfile.from_config({**XEON8380, "cpu_model": "8380"})
+    host.check_machine(slurm_machine("node8380", ["xeon8380"]))
+    with pytest.raises(WrongHostError, match=r"SLURM node node8380: expected a CPU model containing '8380'"):
+        host.check_machine(slurm_machine("node8380", ["xeon8380"], cpu="Intel(R) Xeon(R) Platinum 8480+"))
+
+
+def test_local_profile_measures_anywhere():
+    local = HostProfile.from_config({"name": "local", "threads": 2, "warmup": 1, "runs": 3, "trim": 0.0})
+    local.check_machine(slurm_machine(None, None))
+    local.check_machine(slurm_machine("node8480", ["xeon8480"]))
+
+
+def test_latency_rows_say_where_they_were_measured():
+    assert machine_columns(slurm_machine("node8380", ["a", "xeon8380"])) == {
+        "cpu_model": "Intel(R) Xeon(R) 8380",
+        "node": "node8380",
+        "node_features": "a;xeon8380",
+    }
+    assert machine_columns(slurm_machine(None, None))["node"] == ""
 
 
 def write_shard(path, rows):

@@ -1,5 +1,6 @@
-"""The SLURM profile on a real cluster: placement by node feature, refusal of an unknown feature, and a job
-killed once being retried by Snakemake (`retries` in profiles/slurm).
+"""The SLURM profile on a real cluster: placement by node feature, refusal of an unknown feature, a job
+killed once being retried by Snakemake (`retries` in profiles/slurm), and a latency host profile refusing
+a node that lacks its feature.
 
 Skipped unless a SLURM cluster answers. CI brings one up on its own machine first:
 
@@ -13,6 +14,7 @@ node8480 with `xeon8480`), standing for two host profiles.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -139,3 +141,44 @@ def test_unknown_feature_is_refused(tmp_path):
     assert proc.returncode != 0
     assert "Invalid feature specification" in proc.stdout + proc.stderr
     assert not (tmp_path / "x.txt").exists()
+
+
+# What a latency job does first: read the node it runs on (lscpu, SLURMD_NODENAME, `scontrol show node`) and
+# let the host profile (feature = argv[1]) accept or refuse it.
+CHECK_NODE = """
+import json, sys
+from simqnas.latency import host_info
+from simqnas.shard import HostProfile, WrongHostError
+info = host_info()
+print(json.dumps(info["slurm"]))
+try:
+    HostProfile(name="want", threads=1, warmup=1, runs=1, trim=0.0, feature=sys.argv[1]).check_machine(info)
+except WrongHostError as error:
+    sys.exit(str(error))
+"""
+
+
+def check_node(constraint: str, profile_feature: str) -> subprocess.CompletedProcess:
+    """The check of a host profile with `profile_feature`, run by SLURM on a node with `constraint`."""
+    env = {**slurm_env(), "PYTHONPATH": str(ROOT)}
+    command = ["srun", "-C", constraint, "-t", "5", "--mem", "1000", sys.executable, "-c", CHECK_NODE]
+    return subprocess.run(
+        [*command, profile_feature], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
+    )
+
+
+def test_latency_host_profile_refuses_a_node_without_its_feature(features):
+    mine, other = features
+    accepted = check_node(mine, mine)
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    node = json.loads(accepted.stdout.splitlines()[-1])
+    assert mine in node["features"] and mine in node_features()[node["node"]]
+
+    refused = check_node(other, mine)
+    assert refused.returncode != 0
+    node = json.loads(refused.stdout.splitlines()[-1])
+    assert mine not in node_features()[node["node"]]
+    assert (
+        f"host want: refusing to measure on SLURM node {node['node']}: it has features "
+        f"{sorted(node_features()[node['node']])}, not '{mine}'"
+    ) in refused.stderr

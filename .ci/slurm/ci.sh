@@ -2,7 +2,7 @@
 # CI on a SLURM cluster brought up on this machine: up.sh, the SLURM tests, and down.sh from a trap, so the
 # daemons stop also when a test fails or the job is cancelled. Run as root from anywhere:
 #
-#   bash .ci/slurm/ci.sh                          # tests/test_slurm.py
+#   bash .ci/slurm/ci.sh                          # tests/test_slurm.py tests/test_slurm_workflow.py
 #   bash .ci/slurm/ci.sh tests/test_slurm.py tests/test_workflow.py -k slurm    # any pytest arguments
 #
 # Every run is wrapped in `timeout -k 30`: a hung status loop of the SLURM executor ignores SIGTERM's
@@ -26,7 +26,7 @@ bash .ci/slurm/up.sh
 source "${SIMQNAS_SLURM_DIR:-/run/simqnas-slurm}/env.sh"
 export HF_HUB_OFFLINE=1
 args=("$@")
-[[ ${#args[@]} -gt 0 ]] || args=(tests/test_slurm.py)
+[[ ${#args[@]} -gt 0 ]] || args=(tests/test_slurm.py tests/test_slurm_workflow.py)
 # in the background + wait, so that a TERM/INT to this script is handled at once, not after the tests
 timeout -k 30 "${SIMQNAS_SLURM_CI_TIMEOUT:-1800}" .venv/bin/python -m pytest -q "${args[@]}" &
 child=$!

@@ -1,0 +1,106 @@
+"""The final LINAS latency front across host profiles: which networks it holds, and how their normalized
+latencies and ranking change when every configured host measures them.
+
+The front is taken from the LINAS runs of the joint accuracy + latency search, pooled over seeds (the union
+of their evaluations, one row per distinct network), on normalized latency (each run's latency divided by
+the all-INT8 baseline of the host it searched on). Every host then measures the same networks, and each
+host's latency is normalized by the all-INT8 baseline measured on that host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from simqnas.config import FRONT_SEARCH
+from simqnas.pareto import pareto_front_mask
+
+FRONT_COLUMNS = [
+    "member",
+    "genome",
+    "quality_key",
+    "accuracy",
+    "size_bytes",
+    "search_host",
+    "search_latency_ms",
+    "search_normalized_latency",
+    "seed",
+    "evaluation",
+]
+
+
+def latency_front(evaluations: pd.DataFrame) -> pd.DataFrame:
+    """The Pareto front (accuracy up, normalized latency down) of the LINAS joint accuracy + latency runs,
+    seeds pooled, one row per distinct network, `member` numbered from the fastest."""
+    selected = evaluations
+    for column, value in FRONT_SEARCH.items():
+        selected = selected[selected[column] == value]
+    if selected.empty:
+        raise ValueError("latency front: no evaluations of a LINAS joint accuracy + latency search")
+    values = selected[["accuracy", "normalized_latency"]].to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        raise ValueError("latency front: evaluations without accuracy or normalized latency")
+    # a network found by several seeds counts once (its quality key names the network and policy)
+    distinct = selected.drop_duplicates("quality_key")
+    mask = pareto_front_mask(
+        distinct[["accuracy", "normalized_latency"]].to_numpy(dtype=float), (True, False)
+    )
+    front = distinct[mask].sort_values(["normalized_latency", "accuracy"], ascending=[True, False])
+    front = front.rename(
+        columns={
+            "host": "search_host",
+            "latency_ms": "search_latency_ms",
+            "normalized_latency": "search_normalized_latency",
+        }
+    )
+    front.insert(0, "member", range(len(front)))
+    return front[FRONT_COLUMNS].reset_index(drop=True)
+
+
+def host_comparison(
+    front: pd.DataFrame, latencies: Mapping[str, pd.DataFrame], int8_latency_ms: Mapping[str, float]
+) -> pd.DataFrame:
+    """One row per (host, front member): latency on that host, normalized by that host's all-INT8 baseline,
+    the member's latency rank on the host (1 = fastest), and whether it is still Pareto-optimal there.
+
+    `latencies[host]` is a re-measurement table (`candidate` = member, latency_ms, ...); every host must
+    have measured every member.
+    """
+    rows = []
+    for host, table in latencies.items():
+        if host not in int8_latency_ms:
+            raise ValueError(f"host comparison: no all-INT8 baseline latency for host {host}")
+        measured = table.set_index("candidate").drop(columns="host", errors="ignore")
+        missing = sorted(set(front["member"]) - set(measured.index))
+        if missing:
+            raise ValueError(f"host comparison: host {host} did not measure front members {missing}")
+        on_host = front.join(measured, on="member")
+        on_host.insert(0, "host", host)
+        on_host["baseline_int8_ms"] = int8_latency_ms[host]
+        on_host["normalized_latency"] = on_host["latency_ms"] / int8_latency_ms[host]
+        on_host["rank"] = on_host["normalized_latency"].rank(method="min").astype(int)
+        on_host["on_front"] = pareto_front_mask(
+            on_host[["accuracy", "normalized_latency"]].to_numpy(dtype=float), (True, False)
+        )
+        rows.append(on_host)
+    columns = [
+        "host",
+        "member",
+        "genome",
+        "accuracy",
+        "size_bytes",
+        "latency_ms",
+        "latency_std_ms",
+        "baseline_int8_ms",
+        "normalized_latency",
+        "rank",
+        "on_front",
+        "search_host",
+        "search_normalized_latency",
+        "cpu_model",
+        "node",
+        "node_features",
+    ]
+    return pd.concat(rows, ignore_index=True)[columns]
