@@ -22,7 +22,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 TEXT_SOURCES = {"sentence_polarity", "glue_sst2"}
 IMAGE_SOURCES = {"fashion_mnist", "image_folder"}
 SOURCES_NEEDING_PATH = {"glue_sst2", "image_folder"}
-FAMILY_MODALITY = {"bert": "text"}
+FAMILY_MODALITY = {"bert": "text", "vit": "image", "multiway": "image"}
 
 
 def put_on_pythonpath(directory: str | Path) -> None:
