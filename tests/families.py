@@ -10,6 +10,7 @@ import torch
 from simqnas.space import SearchSpace
 from simqnas.supernets.base import SuperNetwork
 from simqnas.supernets.bert import BertSuperNetwork
+from simqnas.supernets.multiway import MultiwaySuperNetwork
 from simqnas.supernets.vit import VitSuperNetwork
 
 #: constructor arguments of each family's tiny network (3 layers of 4 heads, FFN 16, hidden 8)
@@ -34,7 +35,8 @@ TINY: dict[str, dict[str, Any]] = {
         "num_labels": 3,
     },
 }
-CLASSES = {"bert": BertSuperNetwork, "vit": VitSuperNetwork}
+TINY["multiway"] = dict(TINY["vit"])
+CLASSES = {"bert": BertSuperNetwork, "vit": VitSuperNetwork, "multiway": MultiwaySuperNetwork}
 FAMILY_NAMES = tuple(TINY)
 
 
@@ -54,7 +56,8 @@ class Family:
             shape = (rows, spec["sequence_length"])
             input_ids = torch.randint(0, spec["vocab_size"], shape, generator=generator)
             mask = torch.ones_like(input_ids)
-            mask[1, 2:] = 0
+            if rows > 1:
+                mask[1, 2:] = 0
             return input_ids, mask
         shape = (rows, spec["channels"], spec["image_size"], spec["image_size"])
         return (torch.rand(shape, generator=generator) * 2 - 1,)

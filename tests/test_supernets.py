@@ -1,5 +1,5 @@
 """The SuperNetwork interface, for every family: extraction equals the active super-network, quantizable
-layers, export, validation, (de)serialization."""
+layers, export, validation, (de)serialization, sandwich training from scratch without a teacher."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from simqnas.quantize import quantizable_layers
-from simqnas.supernets import FAMILIES, load_supernet
+from simqnas.supernets import FAMILIES, load_supernet, resolve_space
+from simqnas.training import predict, train_supernet
 from tests.families import FAMILY_NAMES, TINY, Family
 
 
@@ -94,3 +96,19 @@ def test_save_and_load_round_trip(family, tmp_path):
     loaded.set_active(arch)
     torch.testing.assert_close(loaded(*family.inputs()), supernet(*family.inputs()))
     assert json.loads(json.dumps(supernet.hyperparameters())) == supernet.hyperparameters()
+
+
+def test_training_from_scratch_without_a_teacher_reduces_the_loss(family):
+    teacher = family.build(seed=5)  # labels a fixed random network assigns: learnable by the student
+    train = family.data(96, seed=1, labels_from=teacher)
+    validation = family.data(32, seed=2, labels_from=teacher)
+    supernet = family.build()
+    space = resolve_space(family.space(supernet), supernet)
+    smallest = {"num_layers": [1], "num_heads": [1] * 3, "ffn_size": [3] * 3}
+    supernet.set_active(smallest)
+    before = F.cross_entropy(predict(supernet, train), train["labels"])
+    settings = {"epochs": 4, "batch_size": 16, "lr": 3e-3, "seed": 0, "max_steps_per_epoch": None}
+    metrics = train_supernet(supernet, None, space, train, validation, **settings)
+    supernet.set_active(smallest)
+    assert F.cross_entropy(predict(supernet, train), train["labels"]) < before
+    assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
