@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from simqnas.nn.elastic import Encoder, active_size, copy_prefix_weights
-from simqnas.quantize import quantizable_layers
+from simqnas.nn.quantizable import quantizable_layers
 from simqnas.supernets.base import Arch, SuperNetwork
 
 ARCH_PARAMS = ("num_layers", "num_heads", "ffn_size")
