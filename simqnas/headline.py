@@ -61,7 +61,7 @@ PAPER_CLAIMS: dict[str, tuple[Claim, ...]] = {
 def _format(kind: str, value: float | None) -> str:
     if value is None or not np.isfinite(value):
         return "n/a"
-    return f"{value * 100:+.2f}%" if kind.endswith("gain") else f"{value:.2f}x"
+    return f"{value * 100:+.2f}%" if "gain" in kind else f"{value:.2f}x"
 
 
 def measure_claim(

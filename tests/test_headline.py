@@ -58,3 +58,6 @@ def test_every_transformer_family_has_the_papers_claims_measured(family):
     assert list(table["paper"]) == [claim.paper for claim in PAPER_CLAIMS[family]]
     for row in table.itertuples():
         assert row.linas_value == pytest.approx(EXPECTED[row.measure, row.objective]), row.measure
+    gains = table[table["measure"].str.contains("gain")]
+    assert gains["linas"].str.endswith("%").all() and gains["linas"].str.startswith("+").all()
+    assert table[~table["measure"].str.contains("gain")]["linas"].str.endswith("x").all()

@@ -31,11 +31,13 @@ def copy_workflow(target: Path) -> Path:
     return target
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, timeout: int = 1800, config: str = "config/smoke.yaml"
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SLURM_CONF": "/dev/null"}
     return subprocess.run(
         # --configfile takes several values: targets go before it
-        [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", "config/smoke.yaml"],
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", config],
         cwd=workdir,
         env=env,
         capture_output=True,
