@@ -21,11 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from simqnas.nn.quantizable import quantizable_layers
-
-INT8 = "int8"
-FP32 = "fp32"
-PRECISIONS = (INT8, FP32)
+from simqnas.nn.quantizable import FP32, INT8, PRECISIONS, quantizable_layers
 
 #: how INC 3.x stores the per-output-channel weight quantization parameters (checked by the tests)
 WEIGHT_SCALE_DTYPE = torch.float32

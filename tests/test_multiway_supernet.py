@@ -15,11 +15,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from simqnas.quantize import quantizable_layers
+from simqnas.evaluate import EvaluationSettings, evaluate_candidate
+from simqnas.quantize import model_size_bytes, quantizable_layers
 from simqnas.space import SearchSpace
 from simqnas.supernets import build_supernet, resolve_space
 from simqnas.supernets.multiway import MultiwaySuperNetwork
-from tests.families import Family
+from tests.families import TINY, Family
 
 HIDDEN, HEADS, FFN, LAYERS, PATCH, IMAGE, CLASSES, VOCAB = 8, 2, 12, 2, 4, 8, 3, 11
 PATCHES = (IMAGE // PATCH) ** 2
@@ -213,3 +214,41 @@ def test_beit3_checkpoint_errors_name_the_file(tmp_path):
     torch.save({"model": {"x": torch.zeros(1)}, "args": object()}, tmp_path / "pickled.pth")
     with pytest.raises(ValueError, match=r"pickled\.pth: not a readable weights-only torch file"):
         MultiwaySuperNetwork.from_beit3_checkpoint(tmp_path / "pickled.pth")
+
+
+# ---- the paper's 72 genes: patch embedding and head at a fixed precision
+
+
+def test_fixed_ends_leave_the_patch_embedding_and_head_out_of_the_search():
+    paper_shape = {"hidden_size": 768, "ffn_size": 3072, "patch_size": 16, "image_size": 224, "channels": 3}
+    space = SearchSpace.from_yaml("config/paper.yaml", supernet="beit3")
+    with torch.device("meta"):
+        fixed = MultiwaySuperNetwork(**paper_shape, fixed_ends="int8")
+        searched = MultiwaySuperNetwork(**paper_shape)
+    assert len(resolve_space(space, fixed).quantization.layers) == 72
+    assert fixed.fixed_precisions() == {
+        "beit3.embeddings.patch_embeddings.projection": "int8",
+        "head": "int8",
+    }
+    with pytest.raises(ValueError, match="72 layers, the multiway super-network has 74"):
+        resolve_space(space, searched)
+    with pytest.raises(ValueError, match="fixed_ends: 'int4' is not one of int8, fp32 or null"):
+        MultiwaySuperNetwork(fixed_ends="int4")
+
+
+@pytest.mark.slow
+def test_a_candidate_runs_its_fixed_layers_at_their_precision():
+    family = Family("multiway")
+    torch.manual_seed(0)
+    supernet = MultiwaySuperNetwork(**TINY["multiway"], fixed_ends="fp32").eval()
+    policy = dict.fromkeys(supernet.quantizable_layers(), "int8")
+    arch = {"num_layers": [2], "num_heads": [2, 4, 1], "ffn_size": [8, 16, 4]}
+    data = family.data(32, seed=1, labels_from=supernet)
+    settings = EvaluationSettings(calibration_batch_size=8, eval_batch_size=16)
+    # INC checks that the converted graph runs every layer at its policy's precision (fixed ones included)
+    record = evaluate_candidate(supernet, arch, policy, data, data, settings)
+    sub = supernet.extract(arch)
+    expected = {**dict.fromkeys(quantizable_layers(sub), "int8"), **supernet.fixed_precisions()}
+    assert record["size_bytes"] == model_size_bytes(sub, expected)
+    assert record["size_bytes"] > model_size_bytes(sub, dict.fromkeys(expected, "int8"))
+    assert 0 <= record["accuracy"] <= 1

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from torch import nn
 
+INT8 = "int8"
+FP32 = "fp32"
+PRECISIONS = (INT8, FP32)
+
 #: what INC's PT2E x86 quantizer can make INT8 (it leaves Conv1d/Conv3d FP32)
 QUANTIZABLE_TYPES = (nn.Linear, nn.Conv2d)
 

@@ -44,7 +44,13 @@ class SuperNetwork(nn.Module, ABC):
 
     @abstractmethod
     def quantizable_layers(self) -> list[str]:
-        """Qualified names of every Linear/Conv of the full network, in quantization-gene order."""
+        """Qualified names of every searched Linear/Conv of the full network, in quantization-gene order
+        (all of them but the `fixed_precisions()` ones)."""
+
+    def fixed_precisions(self) -> dict[str, str]:
+        """Precisions of Linear/Conv layers that are not searched but fixed by the super-network (layer name
+        -> "int8" | "fp32"); `quantizable_layers()` lists the searched ones. Default: every layer searched."""
+        return {}
 
     @abstractmethod
     def largest_arch(self) -> Arch:

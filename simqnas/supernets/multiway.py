@@ -10,9 +10,8 @@ classification head: LayerNorm (`fc_norm`) of the mean of the patch tokens, then
 Elastic depth, heads per layer and FFN size per layer (of every expert): `simqnas.supernets.transformer`.
 
 Quantizable layers, in gene order: the patch embedding's Conv2d, per layer query, key, value, attention
-output, vision fc1, vision fc2, then the head (1 + 6 L + 1). The paper's BEiT-3 space searches only the 72
-attention and vision-expert Linears and keeps the other two at a fixed precision (docs/search-spaces.md);
-this family searches those two as well.
+output, vision fc1, vision fc2, then the head (1 + 6 L + 1). With `fixed_ends` ("int8" or "fp32") the patch
+embedding and the head keep that precision and are not searched: 6 L genes, the paper's BEiT-3 space (72).
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from torch import nn
 
 from simqnas.data.image import image_geometry
 from simqnas.nn.elastic import Encoder, TransformerLayer
+from simqnas.nn.quantizable import PRECISIONS
 from simqnas.nn.vision import PatchEmbeddings, init_vit_weights
 from simqnas.supernets.base import load_named_weights
 from simqnas.supernets.transformer import TransformerSuperNetwork
@@ -76,6 +76,8 @@ BEIT3_RENAMES = (
     ),
 )
 VISION_POSITIONS = "beit3.encoder.embed_positions.A.weight"
+#: the layers `fixed_ends` keeps out of the search
+END_LAYERS = ("beit3.embeddings.patch_embeddings.projection", "head")
 #: BEiT-3 checkpoint keys a classifier never uses (masked-image-modelling token)
 IGNORED_CHECKPOINT_KEYS = ("beit3.vision_embed.mask_token",)
 
@@ -175,9 +177,12 @@ class MultiwaySuperNetwork(TransformerSuperNetwork, MultiwayClassifier):
         attention_dropout: float = 0.0,
         final_layernorm: bool = False,
         experts: Sequence[str] = OTHER_MODALITIES,
+        fixed_ends: str | None = None,
     ) -> None:
         if hidden_size % num_heads:
             raise ValueError(f"num_heads: {num_heads} does not divide hidden_size {hidden_size}")
+        if fixed_ends not in (None, *PRECISIONS):
+            raise ValueError(f"fixed_ends: {fixed_ends!r} is not one of {', '.join(PRECISIONS)} or null")
         experts = list(experts)  # JSON-able hyperparameters
         hyperparameters = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         static_options = {
@@ -202,6 +207,11 @@ class MultiwaySuperNetwork(TransformerSuperNetwork, MultiwayClassifier):
         )
         self._remember(hyperparameters, static_options)
 
+    def fixed_precisions(self) -> dict[str, str]:
+        """With `fixed_ends`, the patch embedding and the head are not searched (the paper's 72 genes)."""
+        precision = self._hyperparameters["fixed_ends"]
+        return {} if precision is None else dict.fromkeys(END_LAYERS, precision)
+
     # -- construction ----------------------------------------------------------------------------------
 
     @classmethod
@@ -216,6 +226,7 @@ class MultiwaySuperNetwork(TransformerSuperNetwork, MultiwayClassifier):
                 spec["pretrained"],
                 num_labels=geometry.num_classes,
                 num_heads=architecture.get("num_heads"),
+                fixed_ends=architecture.get("fixed_ends"),
                 expected=shape,
             )
         return cls(**architecture, **shape, num_labels=geometry.num_classes)
@@ -227,6 +238,7 @@ class MultiwaySuperNetwork(TransformerSuperNetwork, MultiwayClassifier):
         num_labels: int | None = None,
         *,
         num_heads: int | None = None,
+        fixed_ends: str | None = None,
         expected: Mapping[str, int] | None = None,
     ) -> MultiwaySuperNetwork:
         """Build from an official BEiT-3 checkpoint (torchscale key names; a `.pth` whose `model` entry is
@@ -263,6 +275,7 @@ class MultiwaySuperNetwork(TransformerSuperNetwork, MultiwayClassifier):
             "channels": projection.shape[1],
             "final_layernorm": "beit3.encoder.layer_norm.A.weight" in state,
             "experts": ["language"] if "beit3.encoder.layers.0.ffn.B.fc1.weight" in state else [],
+            "fixed_ends": fixed_ends,
         }
         for key, value in (expected or {}).items():
             if kwargs[key] != value:

@@ -66,11 +66,12 @@ class TransformerSuperNetwork(SuperNetwork):
         return {"num_layers": [1], "num_heads": [1] * n, "ffn_size": [1] * n}
 
     def quantizable_layers(self) -> list[str]:
-        """Every Linear/Conv2d of the full extracted network, in module order."""
+        """Every Linear/Conv2d of the full extracted network but the fixed ones, in module order."""
         largest = self.largest_arch()
         with torch.device("meta"):  # names only: no weights allocated
             network = self.static_network(largest["num_heads"], largest["ffn_size"])
-        return quantizable_layers(network)
+        fixed = self.fixed_precisions()
+        return [name for name in quantizable_layers(network) if name not in fixed]
 
     def set_active(self, arch: Arch | None) -> None:
         depth, heads, ffn = self.resolve(arch)
