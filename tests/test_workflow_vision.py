@@ -1,5 +1,6 @@
-"""The unchanged DAG on an image family: config/smoke-vision.yaml, a small ViT trained from scratch on
-Fashion-MNIST without a teacher, real INC quantization and compiled latency (a few minutes on 2 cores)."""
+"""The unchanged DAG on the image families: config/smoke-vision.yaml, a small ViT and a small Multiway
+transformer trained from scratch on Fashion-MNIST without a teacher, real INC quantization and compiled
+latency (a few minutes on 2 cores)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,13 @@ def test_vit_figures_evaluations_and_headline(vision_run: Path):
         assert run["accuracy"].between(0, 1).all() and (run["size_bytes"] > 0).all(), key
     headline = pd.read_csv(results / "tables" / "vit_headline.csv")
     assert list(headline["paper"]) == [claim.paper for claim in PAPER_CLAIMS["vit"]]
+
+
+def test_multiway_runs_its_vision_path_through_the_dag(vision_run: Path):
+    results = vision_run / "results"
+    assert (results / "figures" / "multiway" / "fig1_accuracy_vs_size.png").stat().st_size > 10_000
+    evaluations = pd.read_csv(results / "multiway" / "summary" / "evaluations.csv")
+    assert len(evaluations) == 6 and evaluations["genome"].is_unique
+    assert evaluations["accuracy"].between(0, 1).all() and (evaluations["size_bytes"] > 0).all()
+    baselines = pd.read_csv(results / "multiway" / "summary" / "baselines.csv").set_index("baseline")
+    assert baselines.loc["int8", "size_bytes"] < baselines.loc["fp32", "size_bytes"] / 2
