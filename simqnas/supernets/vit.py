@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 HF_KEY_RENAMES = ((re.compile(r"\.attention\.attention\."), ".attention.self."),)
 #: top-level names of a bare `ViTModel` checkpoint, which lacks the `vit.` prefix
 VIT_MODEL_PREFIXES = ("embeddings.", "encoder.", "layernorm.")
-#: HF ViT weights a classifier does not use (the pooler of `ViTModel`, the masked-image-modelling token)
+#: HF ViT weights skipped silently: the masked-image-modelling token (a `ViTModel` pooler is reported unused)
 IGNORED_CHECKPOINT_KEYS = ("vit.embeddings.mask_token",)
 
 
