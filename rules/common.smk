@@ -15,6 +15,12 @@ def alternatives(names):
     return "|".join(sorted(names))
 
 
+def datasets_of_kind(kind: str) -> str:
+    """Wildcard pattern of the datasets of one kind (text | image); none of that kind matches nothing."""
+    names = [name for name, spec in DATASETS.items() if spec["kind"] == kind]
+    return alternatives(names) if names else "(?!)"
+
+
 wildcard_constraints:
     net=alternatives(SUPERNETS),
     dataset=alternatives(DATASETS),
@@ -93,20 +99,32 @@ def host_front_nets() -> list[str]:
     )
 
 
-def supernet_params(*keys):
-    """The part of a super-network's config one stage reads (other changes must not re-run it)."""
-    return lambda wildcards: {key: SUPERNETS[wildcards.net].get(key) for key in keys}
+def supernet_params(*keys, optional=()):
+    """The part of a super-network's config one stage reads (other changes must not re-run it). `optional`
+    keys appear only where set, so configs without them keep their params and finished results.
+    """
+
+    def params(wildcards) -> dict:
+        spec = SUPERNETS[wildcards.net]
+        given = {key: spec[key] for key in optional if spec.get(key) is not None}
+        return {key: spec.get(key) for key in keys} | given
+
+    return params
 
 
 EVALUATION_KEYS = ("calibration", "evaluation")
 
 
 def supernet_source(wildcards) -> dict:
-    """A given checkpoint is loaded and checked; otherwise the teacher-distilled training runs."""
-    given = SUPERNETS[wildcards.net].get("checkpoint")
-    if given:
-        return {"checkpoint": given}
-    return {"teacher": f"results/{wildcards.net}/teacher.safetensors"}
+    """A given checkpoint is loaded and checked; otherwise training runs, distilled from the fine-tuned
+    teacher if the config has one (without: cross-entropy on the sandwich, as from scratch).
+    """
+    spec = SUPERNETS[wildcards.net]
+    if spec.get("checkpoint"):
+        return {"checkpoint": spec["checkpoint"]}
+    if spec.get("teacher"):
+        return {"teacher": f"results/{wildcards.net}/teacher.safetensors"}
+    return {}
 
 
 def history_of(wildcards) -> list[str]:

@@ -80,6 +80,8 @@ rule latency_front:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        search=FRONT_SEARCH,
     script:
         "../scripts/latency_front.py"
 

@@ -1,4 +1,5 @@
-# Stage 2: the elastic super-network, trained InstaTune-style with a fine-tuned teacher, or loaded.
+# Stage 2: the elastic super-network, trained InstaTune-style with a fine-tuned teacher (from scratch
+# without one), or loaded.
 
 
 rule finetune_teacher:
@@ -19,7 +20,9 @@ rule finetune_teacher:
         mem_mb=6000,
         runtime=240,
     params:
-        supernet=supernet_params("family", "pretrained", "teacher"),
+        supernet=supernet_params(
+            "family", "pretrained", "teacher", optional=("architecture",)
+        ),
         dataset=lambda wildcards: DATASETS[dataset_of(wildcards.net)],
         checkpoint_dir=lambda wildcards: f"results/{wildcards.net}/checkpoints/teacher",
     script:
@@ -47,7 +50,12 @@ rule train_supernet:
         runtime=600,
     params:
         supernet=supernet_params(
-            "family", "pretrained", "checkpoint", "space", "training"
+            "family",
+            "pretrained",
+            "checkpoint",
+            "space",
+            "training",
+            optional=("architecture",),
         ),
         dataset=lambda wildcards: DATASETS[dataset_of(wildcards.net)],
         checkpoint_dir=lambda wildcards: f"results/{wildcards.net}/checkpoints/supernet",

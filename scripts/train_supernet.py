@@ -1,4 +1,5 @@
-"""Rule train_supernet: InstaTune-style elastic fine-tuning with distillation, or a given checkpoint."""
+"""Rule train_supernet: sandwich-rule elastic training (distilled from the teacher if the config has one),
+or a given checkpoint."""
 
 import logging
 
@@ -24,7 +25,7 @@ else:
     metrics = {
         "epochs": train_supernet(
             supernet,
-            load_supernet(snakemake.input.teacher),
+            load_supernet(snakemake.input.teacher) if hasattr(snakemake.input, "teacher") else None,
             space,
             train,
             validation,

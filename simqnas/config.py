@@ -23,9 +23,11 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 TEXT_SOURCES = {"sentence_polarity", "glue_sst2"}
 IMAGE_SOURCES = {"fashion_mnist", "image_folder"}
 SOURCES_NEEDING_PATH = {"glue_sst2", "image_folder"}
-FAMILY_MODALITY = {"bert": "text"}
+FAMILY_MODALITY = {"bert": "text", "vit": "image", "multiway": "image"}
 #: files a `pretrained` folder must hold, per family (what its loader reads)
-PRETRAINED_FILES = {"bert": ("config.json", "model.safetensors")}
+PRETRAINED_FILES = {"bert": ("config.json", "model.safetensors"), "vit": ("config.json", "model.safetensors")}
+#: families whose `pretrained` is one checkpoint file (BEiT-3's official .pth or a .safetensors)
+PRETRAINED_FILE_FAMILIES = {"multiway"}
 #: where every rule writes (paths in rules/*.smk are relative to the working directory)
 RESULTS = Path("results")
 #: the search whose final Pareto front is measured again on every host profile (simqnas.hosts)
@@ -104,7 +106,7 @@ def load_space(spec: str | dict[str, Any], where: str, base: Path = Path()) -> S
 def _check_text_rows(dataset: dict[str, Any], where: str, base: Path) -> None:
     """Read the text data (seconds at most, without torch): unreadable files, wrong columns and splits
     larger than the data fail here, not in the first job."""
-    from simqnas.data.prepare import load_text_source
+    from simqnas.data.text import load_text_source
 
     spec = dict(dataset)
     if spec.get("path"):
@@ -116,10 +118,13 @@ def _check_text_rows(dataset: dict[str, Any], where: str, base: Path) -> None:
     sizes = dataset.get("splits")
     if sizes is None:
         raise ConfigError(f"config: {where}.splits: required (train, validation and calibration sizes)")
-    if sum(sizes.values()) > rows:
+    # a split of "all" takes what the others leave, which must then be at least one row
+    fixed = {name: size for name, size in sizes.items() if isinstance(size, int)}
+    needed = sum(fixed.values()) + (len(sizes) - len(fixed))
+    if needed > rows:
         requested = " + ".join(f"{name} {size}" for name, size in sizes.items())
         raise ConfigError(
-            f"config: {where}.splits: {requested} = {sum(sizes.values())} rows requested, "
+            f"config: {where}.splits: {requested} = {needed} rows requested, "
             f"the {dataset['source']} data has {rows}"
         )
 
@@ -150,6 +155,12 @@ def _check_checkpoint(path: Path, family: str, where: str) -> None:
 
 def _check_pretrained(path: Path, family: str, where: str) -> None:
     """A pre-trained model folder with the files the family's loader reads, weights not truncated."""
+    if family in PRETRAINED_FILE_FAMILIES:
+        if not path.is_file():
+            raise ConfigError(f"config: {where}: {path} is not a file")
+        if path.suffix == ".safetensors":
+            _safetensors_metadata(path, where)
+        return
     if not path.is_dir():
         raise ConfigError(f"config: {where}: {path} is not a folder")
     for name in PRETRAINED_FILES.get(family, ()):

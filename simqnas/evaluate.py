@@ -214,14 +214,15 @@ def evaluate_candidate(
     *,
     measure_accuracy: bool = True,
 ) -> dict[str, Any]:
-    """Extract `arch` from a loaded super-network, then `evaluate_subnetwork` with the policy restricted
-    to the layers the sub-network keeps. Timings include "extract"."""
+    """Extract `arch` from a loaded super-network, then `evaluate_subnetwork` with the policy (and the
+    super-network's fixed precisions) restricted to the layers the sub-network keeps. Timings include
+    "extract"."""
     start = time.perf_counter()
     subnet = supernet.extract(arch).eval()
     extract_s = time.perf_counter() - start
     record = evaluate_subnetwork(
         subnet,
-        subnetwork_policy(subnet, policy),
+        subnetwork_policy(subnet, {**supernet.fixed_precisions(), **policy}),
         calibration,
         validation,
         supernet.input_names,

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from simqnas.config import FRONT_SEARCH
 from simqnas.pareto import pareto_front_mask
 
 FRONT_COLUMNS = [
@@ -31,11 +30,12 @@ FRONT_COLUMNS = [
 ]
 
 
-def latency_front(evaluations: pd.DataFrame) -> pd.DataFrame:
-    """The Pareto front (accuracy up, normalized latency down) of the LINAS joint accuracy + latency runs,
-    seeds pooled, one row per distinct network, `member` numbered from the fastest."""
+def latency_front(evaluations: pd.DataFrame, search: Mapping[str, str]) -> pd.DataFrame:
+    """The Pareto front (accuracy up, normalized latency down) of the runs matching `search` (the LINAS joint
+    accuracy + latency runs: simqnas.config.FRONT_SEARCH), seeds pooled, one row per distinct network,
+    `member` numbered from the fastest."""
     selected = evaluations
-    for column, value in FRONT_SEARCH.items():
+    for column, value in search.items():
         selected = selected[selected[column] == value]
     if selected.empty:
         raise ValueError("latency front: no evaluations of a LINAS joint accuracy + latency search")

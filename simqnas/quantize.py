@@ -21,9 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-INT8 = "int8"
-FP32 = "fp32"
-PRECISIONS = (INT8, FP32)
+from simqnas.nn.quantizable import FP32, INT8, PRECISIONS, quantizable_layers
 
 #: how INC 3.x stores the per-output-channel weight quantization parameters (checked by the tests)
 WEIGHT_SCALE_DTYPE = torch.float32
@@ -33,8 +31,6 @@ WEIGHT_ZERO_POINT_DTYPE = torch.int64
 ACTIVATION_SCALE_DTYPE = torch.float32
 ACTIVATION_ZERO_POINT_DTYPE = torch.int64
 
-#: what INC's PT2E x86 quantizer can make INT8 (it leaves Conv1d/Conv3d FP32)
-QUANTIZABLE_TYPES = (nn.Linear, nn.Conv2d)
 
 _QDQ = torch.ops.quantized_decomposed
 _LAYER_OPS = {torch.ops.aten.linear.default, torch.ops.aten.conv2d.default}
@@ -43,11 +39,6 @@ INT8_KERNEL_NAMES = ("onednn::qlinear_pointwise", "onednn::qconv_pointwise", "on
 
 Policy = dict[str, str]
 Inputs = tuple[torch.Tensor, ...]
-
-
-def quantizable_layers(model: nn.Module) -> list[str]:
-    """Qualified names of the model's Linear/Conv2d modules, in module order."""
-    return [name for name, module in model.named_modules() if isinstance(module, QUANTIZABLE_TYPES)]
 
 
 def check_policy(model: nn.Module, policy: Mapping[str, str]) -> None:

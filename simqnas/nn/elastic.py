@@ -10,11 +10,16 @@ Linear names follow Hugging Face BERT (`attention.self.query|key|value`, `attent
 module name apply to super- and sub-network alike. A block built with `elastic=False` holds plain
 `nn.Linear` modules and calls them as modules: that is the extracted form, which quantization tools see as
 ordinary Linear layers (they match exact types and module paths).
+
+A Multiway (BEiT-3) layer is the pre-norm layer with Sub-LN (`sub_layernorm`: a LayerNorm on the input of the
+attention output projection and of the FFN output projection, over the active features) and further FFN
+experts (`experts`, one per other modality) beside its own FFN, which is the first modality's (vision)
+expert; the attention is shared by every modality.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -95,6 +100,29 @@ def copy_prefix_weights(source: nn.Module, target: nn.Module) -> nn.Module:
     return target
 
 
+class ElasticLayerNorm(nn.LayerNorm):
+    """A LayerNorm over a leading slice of its features (a Sub-LN inside an elastic attention or FFN)."""
+
+    def __init__(self, features: int, eps: float) -> None:
+        super().__init__(features, eps=eps)
+        self.active = features
+
+    def set_active(self, features: int | None) -> None:
+        self.active = active_size("features", features, self.normalized_shape[0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.active == self.normalized_shape[0]:
+            return super().forward(x)
+        k = self.active
+        return F.layer_norm(x, (k,), self.weight[:k], self.bias[:k], self.eps)
+
+    @torch.no_grad()
+    def permute_(self, order: torch.Tensor) -> None:
+        """Reorder features in place (a LayerNorm commutes with a permutation of its affine parameters)."""
+        self.weight.copy_(self.weight[order])
+        self.bias.copy_(self.bias[order])
+
+
 class SelfAttention(nn.Module):
     """Multi-head scaled dot-product self-attention projections (query, key, value) with an elastic head
     count: h active heads use the first h * head_dim rows of each projection."""
@@ -151,6 +179,9 @@ class TransformerLayer(nn.Module):
 
     Post-norm (BERT): LayerNorms live in `attention.output.LayerNorm` and `output.LayerNorm`.
     Pre-norm (`norm_first=True`, ViT): they are `layernorm_before` and `layernorm_after`, as in HF ViT.
+    Multiway (pre-norm only): `sub_layernorm` adds `attention.output.sub_layernorm` and
+    `output.sub_layernorm`; each name in `experts` adds an FFN expert `experts.<name>` (its own `layernorm`,
+    `intermediate.dense`, `output.dense`) that `forward(..., expert=<name>)` runs instead of the layer's FFN.
     """
 
     def __init__(
@@ -165,11 +196,15 @@ class TransformerLayer(nn.Module):
         activation: str = "gelu",
         eps: float = 1e-12,
         norm_first: bool = False,
+        sub_layernorm: bool = False,
+        experts: Sequence[str] = (),
         elastic: bool = True,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: unsupported '{activation}' (supported: {sorted(ACTIVATIONS)})")
+        if (sub_layernorm or experts) and not norm_first:
+            raise ValueError("sub_layernorm and experts need norm_first (a pre-norm Multiway layer)")
         linear = ElasticLinear if elastic else nn.Linear
         self.options = {
             "head_dim": head_dim,
@@ -178,24 +213,50 @@ class TransformerLayer(nn.Module):
             "activation": activation,
             "eps": eps,
             "norm_first": norm_first,
+            "sub_layernorm": sub_layernorm,
+            "experts": tuple(experts),
         }
         self.hidden_size = hidden_size
+        layernorm = ElasticLayerNorm if elastic else nn.LayerNorm
+
+        # modules in the order the forward pass uses them: a strict export lists weights by use, a non-strict
+        # one by registration, and the two must give the same graph (tests/test_quantize.py)
+        def output_projection(features: int) -> nn.ModuleDict:
+            output = nn.ModuleDict()
+            if sub_layernorm:
+                output["sub_layernorm"] = layernorm(features, eps=eps)
+            output["dense"] = linear(features, hidden_size)
+            if not norm_first:
+                output["LayerNorm"] = nn.LayerNorm(hidden_size, eps=eps)
+            return output
+
+        def feed_forward() -> tuple[nn.ModuleDict, nn.ModuleDict]:
+            return nn.ModuleDict({"dense": linear(hidden_size, ffn_size)}), output_projection(ffn_size)
+
+        if norm_first:
+            self.layernorm_before = nn.LayerNorm(hidden_size, eps=eps)
         self.attention = nn.ModuleDict(
             {
                 "self": SelfAttention(
                     hidden_size, num_heads, head_dim, dropout=attention_dropout, elastic=elastic
                 ),
-                "output": nn.ModuleDict({"dense": linear(num_heads * head_dim, hidden_size)}),
+                "output": output_projection(num_heads * head_dim),
             }
         )
-        self.intermediate = nn.ModuleDict({"dense": linear(hidden_size, ffn_size)})
-        self.output = nn.ModuleDict({"dense": linear(ffn_size, hidden_size)})
         if norm_first:
-            self.layernorm_before = nn.LayerNorm(hidden_size, eps=eps)
             self.layernorm_after = nn.LayerNorm(hidden_size, eps=eps)
-        else:
-            self.attention["output"]["LayerNorm"] = nn.LayerNorm(hidden_size, eps=eps)
-            self.output["LayerNorm"] = nn.LayerNorm(hidden_size, eps=eps)
+        self.intermediate, self.output = feed_forward()
+        if experts:
+            self.experts = nn.ModuleDict()
+            for name in experts:
+                intermediate, output = feed_forward()
+                self.experts[name] = nn.ModuleDict(
+                    {
+                        "layernorm": nn.LayerNorm(hidden_size, eps=eps),
+                        "intermediate": intermediate,
+                        "output": output,
+                    }
+                )
         self.dropout = nn.Dropout(dropout)
         self.activation = ACTIVATIONS[activation]
 
@@ -208,21 +269,45 @@ class TransformerLayer(nn.Module):
         dense = self.intermediate["dense"]
         return dense.active_out if isinstance(dense, ElasticLinear) else dense.out_features
 
+    def _feed_forwards(self) -> list[tuple[nn.ModuleDict, nn.ModuleDict]]:
+        """(intermediate, output) of the layer's FFN and of every further expert."""
+        experts = self.experts.values() if self.options["experts"] else []
+        return [(self.intermediate, self.output)] + [(e["intermediate"], e["output"]) for e in experts]
+
     def set_active(self, num_heads: int | None = None, ffn_size: int | None = None) -> None:
-        """Use the first `num_heads` heads and `ffn_size` FFN neurons (None: all)."""
+        """Use the first `num_heads` heads and `ffn_size` FFN neurons of every expert (None: all)."""
         attention = self.self_attention
         attention.set_active(num_heads)
-        self.attention["output"]["dense"].set_active(in_features=attention.active_heads * attention.head_dim)
-        self.intermediate["dense"].set_active(out_features=ffn_size)
-        self.output["dense"].set_active(in_features=ffn_size)
+        context = attention.active_heads * attention.head_dim
+        self.attention["output"]["dense"].set_active(in_features=context)
+        if self.options["sub_layernorm"]:
+            self.attention["output"]["sub_layernorm"].set_active(context)
+        for intermediate, output in self._feed_forwards():
+            intermediate["dense"].set_active(out_features=ffn_size)
+            output["dense"].set_active(in_features=ffn_size)
+            if self.options["sub_layernorm"]:
+                output["sub_layernorm"].set_active(ffn_size)
 
-    def forward(self, x: torch.Tensor, mask_bias: torch.Tensor | None) -> torch.Tensor:
+    @staticmethod
+    def _project(output: nn.ModuleDict, x: torch.Tensor) -> torch.Tensor:
+        """An output projection, behind its Sub-LN if the layer has one."""
+        return output["dense"](output["sub_layernorm"](x) if "sub_layernorm" in output else x)
+
+    def forward(
+        self, x: torch.Tensor, mask_bias: torch.Tensor | None, expert: str | None = None
+    ) -> torch.Tensor:
+        """`expert`: the FFN expert of a further modality (Multiway); None runs the layer's own FFN."""
         if self.options["norm_first"]:
-            x = x + self.dropout(
-                self.attention["output"]["dense"](self.self_attention(self.layernorm_before(x), mask_bias))
-            )
-            hidden = self.activation(self.intermediate["dense"](self.layernorm_after(x)))
-            return x + self.dropout(self.output["dense"](hidden))
+            context = self.self_attention(self.layernorm_before(x), mask_bias)
+            x = x + self.dropout(self._project(self.attention["output"], context))
+            if expert is None:
+                layernorm, intermediate, output = self.layernorm_after, self.intermediate, self.output
+            else:
+                chosen = self.experts[expert]
+                layernorm, intermediate = chosen["layernorm"], chosen["intermediate"]
+                output = chosen["output"]
+            hidden = self.activation(intermediate["dense"](layernorm(x)))
+            return x + self.dropout(self._project(output, hidden))
         attention_output = self.attention["output"]
         x = attention_output["LayerNorm"](
             x + self.dropout(attention_output["dense"](self.self_attention(x, mask_bias)))
@@ -230,13 +315,15 @@ class TransformerLayer(nn.Module):
         hidden = self.activation(self.intermediate["dense"](x))
         return self.output["LayerNorm"](x + self.dropout(self.output["dense"](hidden)))
 
-    def extract(self) -> TransformerLayer:
-        """A static copy (plain nn.Linear, sliced weights) of the active configuration."""
+    def extract(self, keep_experts: bool = True) -> TransformerLayer:
+        """A static copy (plain nn.Linear, sliced weights) of the active configuration; without
+        `keep_experts`, only the layer's own FFN (what one modality runs)."""
+        options = self.options if keep_experts else {**self.options, "experts": ()}
         layer = TransformerLayer(
             self.hidden_size,
             self.self_attention.active_heads,
             self.active_ffn_size,
-            **self.options,
+            **options,
             elastic=False,
         )
         return copy_prefix_weights(self, layer).train(self.training)
@@ -249,9 +336,14 @@ class TransformerLayer(nn.Module):
         if head_order is not None:
             rows = self.self_attention.permute_heads_(head_order)
             self.attention["output"]["dense"].permute_(in_order=rows)
+            if self.options["sub_layernorm"]:
+                self.attention["output"]["sub_layernorm"].permute_(rows)
         if neuron_order is not None:
+            # the layer's own FFN: further experts have neurons of their own
             self.intermediate["dense"].permute_(out_order=neuron_order)
             self.output["dense"].permute_(in_order=neuron_order)
+            if self.options["sub_layernorm"]:
+                self.output["sub_layernorm"].permute_(neuron_order)
 
 
 class Encoder(nn.Module):
@@ -265,9 +357,11 @@ class Encoder(nn.Module):
     def set_active(self, num_layers: int | None) -> None:
         self.active_layers = active_size("num_layers", num_layers, len(self.layer))
 
-    def forward(self, x: torch.Tensor, mask_bias: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask_bias: torch.Tensor | None, expert: str | None = None
+    ) -> torch.Tensor:
         for layer in self.layer[: self.active_layers]:
-            x = layer(x, mask_bias)
+            x = layer(x, mask_bias, expert)
         return x
 
 

@@ -13,9 +13,13 @@ from safetensors import SafetensorError, safe_open
 from simqnas.space import SearchSpace
 from simqnas.supernets.base import Arch, SuperNetwork
 from simqnas.supernets.bert import BertSuperNetwork
+from simqnas.supernets.multiway import MultiwaySuperNetwork
+from simqnas.supernets.vit import VitSuperNetwork
 
 #: family name (as written by `SuperNetwork.save`) -> class
-FAMILIES: dict[str, type[SuperNetwork]] = {BertSuperNetwork.family: BertSuperNetwork}
+FAMILIES: dict[str, type[SuperNetwork]] = {
+    family.family: family for family in (BertSuperNetwork, VitSuperNetwork, MultiwaySuperNetwork)
+}
 
 
 def load_supernet(path: str | Path) -> SuperNetwork:

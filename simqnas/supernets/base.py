@@ -8,8 +8,9 @@ Inputs are a tuple of tensors in the order `input_names`; models return logits (
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,6 +18,8 @@ import torch
 from torch import nn
 
 from simqnas.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 Arch = dict[str, list[Any]]
 
@@ -41,7 +44,13 @@ class SuperNetwork(nn.Module, ABC):
 
     @abstractmethod
     def quantizable_layers(self) -> list[str]:
-        """Qualified names of every Linear/Conv of the full network, in quantization-gene order."""
+        """Qualified names of every searched Linear/Conv of the full network, in quantization-gene order
+        (all of them but the `fixed_precisions()` ones)."""
+
+    def fixed_precisions(self) -> dict[str, str]:
+        """Precisions of Linear/Conv layers that are not searched but fixed by the super-network (layer name
+        -> "int8" | "fp32"); `quantizable_layers()` lists the searched ones. Default: every layer searched."""
+        return {}
 
     @abstractmethod
     def largest_arch(self) -> Arch:
@@ -72,3 +81,34 @@ class SuperNetwork(nn.Module, ABC):
         meta = {"family": self.family, "hyperparameters": json.dumps(self.hyperparameters(), sort_keys=True)}
         with atomic_path(path) as tmp:
             save_file(state, str(tmp), metadata=meta)
+
+
+def load_named_weights(
+    network: nn.Module,
+    checkpoint: Mapping[str, torch.Tensor],
+    rename: Callable[[str], str | None],
+    source: str = "checkpoint",
+) -> list[str]:
+    """Load a checkpoint whose keys `rename` maps onto the network's (None: a key to skip silently).
+
+    Keys that map to nothing in the network are logged; a shape mismatch is an error naming the key. Returns
+    the network's keys the checkpoint did not provide (left as initialised).
+    """
+    own = network.state_dict()
+    renamed, unused = {}, []
+    for key, tensor in checkpoint.items():
+        name = rename(key)
+        if name is None:
+            continue
+        if name not in own:
+            unused.append(key)
+            continue
+        if tensor.shape != own[name].shape:
+            raise ValueError(
+                f"{source}: {key} has shape {tuple(tensor.shape)}, expected {tuple(own[name].shape)}"
+            )
+        renamed[name] = tensor
+    if unused:
+        log.warning("%s: checkpoint keys not used by the network: %s", source, ", ".join(sorted(unused)))
+    network.load_state_dict(renamed, strict=False)
+    return [key for key in own if key not in renamed]

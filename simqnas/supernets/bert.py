@@ -1,18 +1,14 @@
 """BERT for sequence classification as an elastic super-network (InstaTune-style, from a pre-trained model).
 
-Elastic parameters (one gene each, per layer where marked):
-  num_layers  [L]                 keep the first L encoder layers
-  num_heads   [h_0 .. h_{N-1}]    per layer: the first h heads
-  ffn_size    [k_0 .. k_{N-1}]    per layer: the first k intermediate neurons
-Genes of dropped layers are ignored. Module names equal Hugging Face `BertForSequenceClassification`'s, so
-HF checkpoints load by name and a quantization policy keyed by module name applies to extracted networks.
+Elastic depth, heads per layer and intermediate (FFN) neurons per layer: `simqnas.supernets.transformer`.
+Module names equal Hugging Face `BertForSequenceClassification`'s, so HF checkpoints load by name and a
+quantization policy keyed by module name applies to extracted networks.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import operator
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,21 +19,12 @@ from safetensors.torch import load_file
 from torch import nn
 
 from simqnas.embedded import minilm_dir
-from simqnas.nn.elastic import Encoder, TransformerLayer, active_size, attention_bias, copy_prefix_weights
-from simqnas.supernets.base import Arch, SuperNetwork
+from simqnas.nn.elastic import Encoder, TransformerLayer, attention_bias
+from simqnas.supernets.base import load_named_weights
+from simqnas.supernets.transformer import TransformerSuperNetwork
 
 log = logging.getLogger(__name__)
 
-#: the Linear layers of one encoder layer, in quantization-gene order
-LAYER_LINEARS = (
-    "attention.self.query",
-    "attention.self.key",
-    "attention.self.value",
-    "attention.output.dense",
-    "intermediate.dense",
-    "output.dense",
-)
-ARCH_PARAMS = ("num_layers", "num_heads", "ffn_size")
 #: checkpoint keys that hold no weights (a buffer older HF versions saved)
 IGNORED_CHECKPOINT_KEYS = ("bert.embeddings.position_ids",)
 #: top-level names of a bare `BertModel` checkpoint, which lacks the `bert.` prefix
@@ -148,10 +135,12 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class BertSuperNetwork(SuperNetwork, BertClassifier):
+class BertSuperNetwork(TransformerSuperNetwork, BertClassifier):
     """Elastic BERT classifier: layers, heads per layer and FFN neurons per layer."""
 
     family = "bert"
+    static_class = BertClassifier
+    encoder_path = "bert.encoder"
 
     def __init__(
         self,
@@ -186,8 +175,7 @@ class BertSuperNetwork(SuperNetwork, BertClassifier):
             "attention_dropout": attention_dropout,
         }
         super().__init__([num_heads] * num_layers, [ffn_size] * num_layers, **static_options, elastic=True)
-        self._hyperparameters = hyperparameters
-        self._static_options = static_options
+        self._remember(hyperparameters, static_options)
 
     # -- construction ----------------------------------------------------------------------------------
 
@@ -255,48 +243,14 @@ class BertSuperNetwork(SuperNetwork, BertClassifier):
 
         Returns the network's keys the checkpoint did not provide (left as initialised).
         """
-        own = self.state_dict()
-        renamed, unused = {}, []
-        for key, tensor in checkpoint.items():
+
+        def rename(key: str) -> str | None:
             name = f"bert.{key}" if key.startswith(BERT_MODEL_PREFIXES) else key
-            if name in IGNORED_CHECKPOINT_KEYS:
-                continue
-            if name not in own:
-                unused.append(key)
-                continue
-            if tensor.shape != own[name].shape:
-                raise ValueError(
-                    f"{source}: {key} has shape {tuple(tensor.shape)}, expected {tuple(own[name].shape)}"
-                )
-            renamed[name] = tensor
-        if unused:
-            log.warning("%s: checkpoint keys not used by the network: %s", source, ", ".join(sorted(unused)))
-        self.load_state_dict(renamed, strict=False)
-        return [key for key in own if key not in renamed]
+            return None if name in IGNORED_CHECKPOINT_KEYS else name
 
-    # -- the SuperNetwork interface -------------------------------------------------------------------
+        return load_named_weights(self, checkpoint, rename, source)
 
-    def hyperparameters(self) -> dict[str, Any]:
-        return dict(self._hyperparameters)
-
-    def largest_arch(self) -> Arch:
-        n = self._hyperparameters["num_layers"]
-        return {
-            "num_layers": [n],
-            "num_heads": [self._hyperparameters["num_heads"]] * n,
-            "ffn_size": [self._hyperparameters["ffn_size"]] * n,
-        }
-
-    def smallest_arch(self) -> Arch:
-        """The smallest network this one can run (one layer, head and neuron); a search space's own
-        smallest architecture is `simqnas.supernets.sandwich_archs(space)[1]`."""
-        n = self._hyperparameters["num_layers"]
-        return {"num_layers": [1], "num_heads": [1] * n, "ffn_size": [1] * n}
-
-    def quantizable_layers(self) -> list[str]:
-        n = self._hyperparameters["num_layers"]
-        layers = [f"bert.encoder.layer.{i}.{name}" for i in range(n) for name in LAYER_LINEARS]
-        return [*layers, "bert.pooler.dense", "classifier"]
+    # -- the SuperNetwork interface (the rest: TransformerSuperNetwork) -----------------------------------
 
     def example_inputs(self, batch_size: int = 1) -> tuple[torch.Tensor, ...]:
         shape = (batch_size, self._hyperparameters["sequence_length"])
@@ -305,43 +259,3 @@ class BertSuperNetwork(SuperNetwork, BertClassifier):
         # the upper half of a BERT vocabulary holds ordinary words, no special tokens
         input_ids = torch.randint(vocab_size // 2, vocab_size, shape, generator=generator)
         return input_ids, torch.ones(shape, dtype=torch.int64)
-
-    def set_active(self, arch: Arch | None) -> None:
-        depth, heads, ffn = self.resolve(arch)
-        self.bert["encoder"].set_active(depth)
-        for layer, h, k in zip(self.bert["encoder"].layer, heads, ffn, strict=True):
-            layer.set_active(h, k)
-
-    def extract(self, arch: Arch) -> BertClassifier:
-        """The static sub-network in eval mode (dropped layers absent, sliced weights copied)."""
-        depth, heads, ffn = self.resolve(arch)
-        network = BertClassifier(heads[:depth], ffn[:depth], **self._static_options)
-        return copy_prefix_weights(self, network).eval()
-
-    def resolve(self, arch: Arch | None) -> tuple[int, list[int], list[int]]:
-        """Validate an architecture: (depth, heads per layer, FFN size per layer); missing parameters take
-        the full size, a per-layer parameter given once applies to every layer, `quantization` is ignored."""
-        arch = {k: v for k, v in (arch or {}).items() if k != "quantization"}
-        for key in arch:
-            if key not in ARCH_PARAMS:
-                raise ValueError(f"arch: unknown parameter '{key}' (bert has {', '.join(ARCH_PARAMS)})")
-        hp = self._hyperparameters
-        n = hp["num_layers"]
-        depth = self._genes(arch, "num_layers", 1, n)[0]
-        heads = self._genes(arch, "num_heads", n, hp["num_heads"])
-        ffn = self._genes(arch, "ffn_size", n, hp["ffn_size"])
-        return depth, heads, ffn
-
-    @staticmethod
-    def _genes(arch: Arch, param: str, count: int, maximum: int) -> list[int]:
-        values = arch.get(param, [maximum])
-        if not isinstance(values, list | tuple) or len(values) not in (1, count):
-            raise ValueError(f"arch: {param}: expected a list of 1 or {count} values, got {values!r}")
-        checked = []
-        for i, value in enumerate(values):
-            try:
-                value = operator.index(value)
-            except TypeError:
-                raise ValueError(f"arch: {param}[{i}]: {value!r} is not an integer") from None
-            checked.append(active_size(f"arch: {param}[{i}]", value, maximum))
-        return checked * count if len(checked) == 1 else checked
