@@ -38,7 +38,7 @@ from tests.slurm_utils import (
     slurm_jobs,
     slurm_unavailable_reason,
 )
-from tests.test_workflow import copy_workflow
+from tests.workflow_utils import copy_workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = "config/smoke-slurm.yaml"
