@@ -354,6 +354,16 @@ class Encoder(nn.Module):
         self.layer = nn.ModuleList(layers)
         self.active_layers = len(self.layer)
 
+    @classmethod
+    def of_transformer_layers(
+        cls, hidden_size: int, num_heads: Sequence[int], ffn_sizes: Sequence[int], **layer_options
+    ) -> Encoder:
+        """One `TransformerLayer` per (heads, FFN size) pair, all with the same `layer_options`."""
+        return cls(
+            TransformerLayer(hidden_size, heads, ffn, **layer_options)
+            for heads, ffn in zip(num_heads, ffn_sizes, strict=True)
+        )
+
     def set_active(self, num_layers: int | None) -> None:
         self.active_layers = active_size("num_layers", num_layers, len(self.layer))
 

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from simqnas.embedded import minilm_dir
-from simqnas.nn.elastic import Encoder, TransformerLayer, attention_bias
+from simqnas.nn.elastic import Encoder, attention_bias
 from simqnas.supernets.base import load_named_weights
 from simqnas.supernets.transformer import TransformerSuperNetwork
 
@@ -88,26 +88,23 @@ class BertClassifier(nn.Module):
         elastic: bool = False,
     ) -> None:
         super().__init__()
-        layers = [
-            TransformerLayer(
-                hidden_size,
-                heads,
-                ffn,
-                head_dim=head_dim,
-                dropout=dropout,
-                attention_dropout=attention_dropout,
-                activation=activation,
-                eps=eps,
-                elastic=elastic,
-            )
-            for heads, ffn in zip(num_heads, ffn_sizes, strict=True)
-        ]
+        encoder = Encoder.of_transformer_layers(
+            hidden_size,
+            num_heads,
+            ffn_sizes,
+            head_dim=head_dim,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            activation=activation,
+            eps=eps,
+            elastic=elastic,
+        )
         self.bert = nn.ModuleDict(
             {
                 "embeddings": TextEmbeddings(
                     vocab_size, hidden_size, max_position, type_vocab_size, eps, dropout
                 ),
-                "encoder": Encoder(layers),
+                "encoder": encoder,
                 "pooler": nn.ModuleDict({"dense": nn.Linear(hidden_size, hidden_size)}),
             }
         )

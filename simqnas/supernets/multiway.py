@@ -28,7 +28,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from simqnas.data.image import image_geometry
-from simqnas.nn.elastic import Encoder, TransformerLayer
+from simqnas.nn.elastic import Encoder
 from simqnas.nn.quantizable import PRECISIONS
 from simqnas.nn.vision import PatchEmbeddings, init_vit_weights
 from simqnas.supernets.base import load_named_weights
@@ -110,27 +110,24 @@ class MultiwayClassifier(nn.Module):
         elastic: bool = False,
     ) -> None:
         super().__init__()
-        layers = [
-            TransformerLayer(
-                hidden_size,
-                heads,
-                ffn,
-                head_dim=head_dim,
-                dropout=dropout,
-                attention_dropout=attention_dropout,
-                activation=activation,
-                eps=eps,
-                norm_first=True,
-                sub_layernorm=True,
-                experts=experts,
-                elastic=elastic,
-            )
-            for heads, ffn in zip(num_heads, ffn_sizes, strict=True)
-        ]
+        encoder = Encoder.of_transformer_layers(
+            hidden_size,
+            num_heads,
+            ffn_sizes,
+            head_dim=head_dim,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            activation=activation,
+            eps=eps,
+            norm_first=True,
+            sub_layernorm=True,
+            experts=experts,
+            elastic=elastic,
+        )
         self.beit3 = nn.ModuleDict(
             {
                 "embeddings": PatchEmbeddings(channels, image_size, patch_size, hidden_size, dropout),
-                "encoder": Encoder(layers),
+                "encoder": encoder,
             }
         )
         if final_layernorm:

@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from simqnas.data.image import image_geometry
-from simqnas.nn.elastic import Encoder, TransformerLayer
+from simqnas.nn.elastic import Encoder
 from simqnas.nn.vision import PatchEmbeddings, init_vit_weights
 from simqnas.supernets.base import load_named_weights
 from simqnas.supernets.transformer import TransformerSuperNetwork
@@ -68,25 +68,22 @@ class VitClassifier(nn.Module):
         elastic: bool = False,
     ) -> None:
         super().__init__()
-        layers = [
-            TransformerLayer(
-                hidden_size,
-                heads,
-                ffn,
-                head_dim=head_dim,
-                dropout=dropout,
-                attention_dropout=attention_dropout,
-                activation=activation,
-                eps=eps,
-                norm_first=True,
-                elastic=elastic,
-            )
-            for heads, ffn in zip(num_heads, ffn_sizes, strict=True)
-        ]
+        encoder = Encoder.of_transformer_layers(
+            hidden_size,
+            num_heads,
+            ffn_sizes,
+            head_dim=head_dim,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            activation=activation,
+            eps=eps,
+            norm_first=True,
+            elastic=elastic,
+        )
         self.vit = nn.ModuleDict(
             {
                 "embeddings": PatchEmbeddings(channels, image_size, patch_size, hidden_size, dropout),
-                "encoder": Encoder(layers),
+                "encoder": encoder,
                 "layernorm": nn.LayerNorm(hidden_size, eps=eps),
             }
         )
