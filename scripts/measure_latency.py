@@ -1,19 +1,13 @@
 """Rule measure_latency: compiled INT8 end-to-end latency of an iteration's candidates on a host profile."""
 
-import sys
-
 from simqnas.evalstore import EvaluationStore
 from simqnas.history import read_candidates
 from simqnas.io import atomic_path
 from simqnas.logs import log_to
-from simqnas.shard import EvaluationContext, HostProfile, WrongHostError, measure_latencies
+from simqnas.shard import EvaluationContext, HostProfile, measure_latencies
 
 log_to(snakemake.log[0])
-host = HostProfile.from_config(snakemake.params.host)
-try:
-    host.checked_machine()  # before loading anything: a wrong node fails in seconds, with one line
-except WrongHostError as error:
-    sys.exit(str(error))
+host = HostProfile.for_latency_job(snakemake.params.host)
 context = EvaluationContext.from_job(snakemake.input, snakemake.wildcards.space, snakemake.params.supernet)
 genomes = read_candidates(snakemake.input.candidates)
 table = measure_latencies(context, list(enumerate(genomes)), host, EvaluationStore(snakemake.params.store))

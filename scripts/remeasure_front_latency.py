@@ -1,7 +1,6 @@
 """Rule remeasure_front_latency: the final LINAS latency front measured on one host profile."""
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
@@ -9,14 +8,10 @@ import pandas as pd
 from simqnas.evalstore import EvaluationStore
 from simqnas.io import atomic_path
 from simqnas.logs import log_to
-from simqnas.shard import EvaluationContext, HostProfile, WrongHostError, measure_latencies
+from simqnas.shard import EvaluationContext, HostProfile, measure_latencies
 
 log_to(snakemake.log[0])
-host = HostProfile.from_config(snakemake.params.host)
-try:
-    host.checked_machine()  # before loading anything: a wrong node fails in seconds, with one line
-except WrongHostError as error:
-    sys.exit(str(error))
+host = HostProfile.for_latency_job(snakemake.params.host)
 front = pd.read_csv(snakemake.input.front)
 members = [(int(m), np.asarray(json.loads(g))) for m, g in zip(front["member"], front["genome"], strict=True)]
 context = EvaluationContext.from_job(snakemake.input, "joint", snakemake.params.supernet)

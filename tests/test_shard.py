@@ -195,6 +195,14 @@ def test_host_profile_checks_the_cpu_model_on_the_right_node_too():
         host.check_machine(slurm_machine("node8380", ["xeon8380"], cpu="Intel(R) Xeon(R) Platinum 8480+"))
 
 
+def test_a_latency_job_on_the_wrong_machine_ends_with_the_one_line(monkeypatch):
+    monkeypatch.delenv("SLURMD_NODENAME", raising=False)  # this test process does not run under SLURM
+    with pytest.raises(SystemExit, match=r"^host xeon8380: .*does not run under SLURM") as ended:
+        HostProfile.for_latency_job(XEON8380)
+    assert "\n" not in str(ended.value)
+    assert HostProfile.for_latency_job({**XEON8380, "feature": None}).name == "xeon8380"
+
+
 def test_local_profile_measures_anywhere():
     local = HostProfile.from_config({"name": "local", "threads": 2, "warmup": 1, "runs": 3, "trim": 0.0})
     local.check_machine(slurm_machine(None, None))
