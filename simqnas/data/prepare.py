@@ -80,6 +80,8 @@ def prepare_image_dataset(spec: Mapping[str, Any]) -> tuple[Splits, dict[str, An
     split from it and train and calibration from its training part; otherwise all three come from one pool.
     Only the chosen images are read.
     """
+    import torch
+
     source = load_image_source(spec)
     sizes = {name: spec["splits"][name] for name in SPLITS}
     seed = spec["seed"]
