@@ -10,7 +10,7 @@ from simqnas.io import write_json_atomic, write_text_atomic
 from simqnas.logs import log_to
 from simqnas.space import space_from_spec
 from simqnas.supernets import build_supernet, load_supernet, resolve_space, sandwich_archs
-from simqnas.training import accuracy, train_supernet
+from simqnas.training import train_supernet, validation_accuracy
 
 log_to(snakemake.log[0])
 spec = snakemake.params.supernet
@@ -34,8 +34,7 @@ else:
         )
     }
 for name, arch in zip(("largest", "smallest"), sandwich_archs(space), strict=True):
-    supernet.set_active(arch)
-    metrics[f"{name}_validation_accuracy"] = accuracy(supernet, validation)
+    metrics[f"{name}_validation_accuracy"] = validation_accuracy(supernet, arch, train, validation)
     logging.info("%s sub-network validation accuracy: %.4f", name, metrics[f"{name}_validation_accuracy"])
 supernet.set_active(None)
 supernet.save(snakemake.output.supernet)

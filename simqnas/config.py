@@ -23,11 +23,24 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 TEXT_SOURCES = {"sentence_polarity", "glue_sst2"}
 IMAGE_SOURCES = {"fashion_mnist", "image_folder"}
 SOURCES_NEEDING_PATH = {"glue_sst2", "image_folder"}
-FAMILY_MODALITY = {"bert": "text", "vit": "image", "multiway": "image"}
+FAMILY_MODALITY = {"bert": "text", "vit": "image", "multiway": "image", "resnet": "image"}
+#: `architecture` keys of the resnet family; the transformer families take the schema's other keys
+RESNET_ARCHITECTURE_KEYS = {
+    "stem_channels",
+    "stage_widths",
+    "base_depths",
+    "depth_choices",
+    "expand_ratios",
+    "width_mults",
+    "stem_stride",
+    "max_pool",
+    "channel_divisor",
+}
 #: files a `pretrained` folder must hold, per family (what its loader reads)
 PRETRAINED_FILES = {"bert": ("config.json", "model.safetensors"), "vit": ("config.json", "model.safetensors")}
-#: families whose `pretrained` is one checkpoint file (BEiT-3's official .pth or a .safetensors)
-PRETRAINED_FILE_FAMILIES = {"multiway"}
+#: families whose `pretrained` is one checkpoint file (the official BEiT-3 or OFA-ResNet .pth, or a
+#: .safetensors)
+PRETRAINED_FILE_FAMILIES = {"multiway", "resnet"}
 #: where every rule writes (paths in rules/*.smk are relative to the working directory)
 RESULTS = Path("results")
 #: the search whose final Pareto front is measured again on every host profile (simqnas.hosts)
@@ -224,6 +237,11 @@ def check_config(config: dict[str, Any], base: Path = Path()) -> list[SearchRun]
                 f"config: {where}.dataset: family '{net['family']}' needs a {modality} dataset, "
                 f"'{net['dataset']}' is {datasets[net['dataset']]['kind']}"
             )
+        for key in net.get("architecture") or {}:
+            if (key in RESNET_ARCHITECTURE_KEYS) != (net["family"] == "resnet"):
+                raise ConfigError(
+                    f"config: {where}.architecture.{key}: not a parameter of the {net['family']} family"
+                )
         for key in ("pretrained", "checkpoint"):
             path = net.get(key)
             if path and not (base / path).exists():

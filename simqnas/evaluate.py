@@ -204,6 +204,15 @@ def evaluate_subnetwork(
     return record
 
 
+def deployable_subnetwork(
+    supernet: SuperNetwork, arch: Arch, calibration: Data, calibration_batch_size: int
+) -> nn.Module:
+    """`arch` extracted from a loaded super-network, as it is deployed (`SuperNetwork.deployable`: for a
+    family with BatchNorm, statistics re-estimated on the calibration data and folded into the convs)."""
+    subnet = supernet.extract(arch).eval()
+    return supernet.deployable(subnet, batches(calibration, supernet.input_names, calibration_batch_size))
+
+
 def evaluate_candidate(
     supernet: SuperNetwork,
     arch: Arch,
@@ -214,11 +223,11 @@ def evaluate_candidate(
     *,
     measure_accuracy: bool = True,
 ) -> dict[str, Any]:
-    """Extract `arch` from a loaded super-network, then `evaluate_subnetwork` with the policy (and the
-    super-network's fixed precisions) restricted to the layers the sub-network keeps. Timings include
-    "extract"."""
+    """Extract `arch` from a loaded super-network (`deployable_subnetwork`), then `evaluate_subnetwork`
+    with the policy (and the super-network's fixed precisions) restricted to the layers the sub-network
+    keeps. Timings include "extract"."""
     start = time.perf_counter()
-    subnet = supernet.extract(arch).eval()
+    subnet = deployable_subnetwork(supernet, arch, calibration, settings.calibration_batch_size)
     extract_s = time.perf_counter() - start
     record = evaluate_subnetwork(
         subnet,

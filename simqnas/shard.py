@@ -27,6 +27,7 @@ from simqnas.evaluate import (
     LatencySettings,
     accuracy,
     batches,
+    deployable_subnetwork,
     evaluate_candidate,
 )
 from simqnas.latency import host_info, measure_latency
@@ -369,7 +370,9 @@ def evaluate_baseline(context: EvaluationContext, precision: str) -> dict[str, A
             context.supernet, arch, policy, context.calibration, context.validation, context.settings
         )
         return {"accuracy": result["accuracy"], "size_bytes": result["size_bytes"], "precision": precision}
-    network = context.supernet.extract(arch).eval()
+    network = deployable_subnetwork(
+        context.supernet, arch, context.calibration, context.settings.calibration_batch_size
+    )
     return {
         "accuracy": accuracy(
             network, context.validation, context.supernet.input_names, context.settings.eval_batch_size
@@ -398,7 +401,9 @@ def baseline_latency(context: EvaluationContext, precision: str, host: HostProfi
         )
         stats = result["latency"]
     else:
-        network = context.supernet.extract(arch).eval()
+        network = deployable_subnetwork(
+            context.supernet, arch, context.calibration, context.settings.calibration_batch_size
+        )
         one = next(batches(context.validation, context.supernet.input_names, 1))
         compiled = compile_for_inference(network, one)
         stats = measure_latency(

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from simqnas.io import atomic_path, write_json_atomic
 from simqnas.nn.elastic import reorder_by_importance_
 from simqnas.supernets import sandwich_archs
-from simqnas.supernets.base import SuperNetwork
+from simqnas.supernets.base import Arch, SuperNetwork
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ WARMUP_RATIO = 0.1
 WEIGHT_DECAY = 0.01
 MAX_GRAD_NORM = 1.0
 STATE_FILE = "state.json"
+#: training rows BatchNorm statistics are re-estimated on before validating a sub-network (OFA: 2,000 images)
+RECALIBRATION_ROWS = 2000
 
 
 # ---------------------------------------------------------------- batches and evaluation
@@ -84,6 +86,20 @@ def predict(model: nn.Module, data: Split, batch_size: int = 64) -> torch.Tensor
 
 def accuracy(model: nn.Module, data: Split, batch_size: int = 64) -> float:
     return float((predict(model, data, batch_size).argmax(dim=1) == data["labels"]).float().mean())
+
+
+def validation_accuracy(
+    supernet: SuperNetwork, arch: Arch | None, train: Split, validation: Split, batch_size: int = 64
+) -> float:
+    """Validation accuracy of the super-network in configuration `arch` (None: the full network), after
+    re-estimating the statistics that depend on it (`SuperNetwork.recalibrate_`: BatchNorm) on the first
+    `RECALIBRATION_ROWS` training rows."""
+    supernet.set_active(arch)
+    rows = min(RECALIBRATION_ROWS, len(train["labels"]))
+    supernet.recalibrate_(
+        _inputs(supernet, _batch(train, slice(i, i + batch_size))) for i in range(0, rows, batch_size)
+    )
+    return accuracy(supernet, validation, batch_size)
 
 
 def fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
@@ -231,7 +247,9 @@ def train_supernet(
         reorder_by_importance_(supernet, [lambda b=b: loss(b) for b in batches])
 
     def step(batch: dict[str, torch.Tensor], rng: np.random.Generator) -> float:
-        archs = [largest, smallest, *(space.decode(g) for g in space.sample(subnets_per_step, rng))]
+        # a fixed network (a space without elastic parameters) is its own largest and smallest
+        ends = [largest] if largest == smallest else [largest, smallest]
+        archs = [*ends, *(space.decode(g) for g in space.sample(subnets_per_step, rng))]
         teacher_logits = None if soft_targets is None else soft_targets[batch["rows"]]
         total = 0.0
         for arch in archs:
@@ -248,8 +266,7 @@ def train_supernet(
     def evaluate() -> dict[str, float]:
         result = {}
         for name, arch in (("largest", largest), ("smallest", smallest)):
-            supernet.set_active(arch)
-            result[f"{name}_accuracy"] = accuracy(supernet, validation, batch_size)
+            result[f"{name}_accuracy"] = validation_accuracy(supernet, arch, train, validation, batch_size)
         supernet.set_active(None)
         return result
 

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from simqnas.space import SearchSpace
 from simqnas.supernets.base import SuperNetwork
 from simqnas.supernets.bert import BertSuperNetwork
 from simqnas.supernets.multiway import MultiwaySuperNetwork
+from simqnas.supernets.resnet import ResNetSuperNetwork
 from simqnas.supernets.vit import VitSuperNetwork
 
 #: constructor arguments of each family's tiny network (3 layers of 4 heads, FFN 16, hidden 8)
@@ -84,3 +86,61 @@ class Family:
                 "quantization": {"layers": supernet.quantizable_layers(), "choices": ["int8", "fp32"]},
             }
         )
+
+
+#: the tiny OFA-style ResNet: 2 stages of 1 + [0, 1] blocks, each stage's first with a shortcut conv
+TINY_RESNET: dict[str, Any] = {
+    "stem_channels": 8,
+    "stage_widths": [16, 32],
+    "base_depths": [1, 1],
+    "depth_choices": [0, 1],
+    "expand_ratios": [0.5, 1.0],
+    "width_mults": [0.5, 1.0],
+    "stem_stride": 1,
+    "max_pool": False,
+    "channel_divisor": 2,
+    "image_size": 8,
+    "channels": 1,
+    "num_labels": 3,
+}
+
+
+def tiny_resnet(seed: int = 0) -> ResNetSuperNetwork:
+    """The tiny ResNet in eval mode, BatchNorm parameters and statistics random (not the identity), so that
+    slicing, re-estimating and folding them shows in the logits."""
+    torch.manual_seed(seed)
+    network = ResNetSuperNetwork(**TINY_RESNET)
+    with torch.no_grad():
+        for module in network.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 1.5)
+    return network.eval()
+
+
+def tiny_resnet_space(network: ResNetSuperNetwork) -> SearchSpace:
+    """Its joint space; quantization genes: 0-2 stem, 3-6 block 0 (with its shortcut), 7-9 block 1, 10-13
+    block 2 (with its shortcut), 14-16 block 3, 17 classifier; blocks 1 and 3 are the droppable ones."""
+    return SearchSpace.from_dict(
+        {
+            "elastic": {
+                "depth": {"count": 3, "choices": [0, 1]},
+                "expand_ratio": {"count": 4, "choices": [0.5, 1.0]},
+                "width_mult": {"count": 4, "choices": [0.5, 1.0]},
+            },
+            "quantization": {"layers": network.quantizable_layers(), "choices": ["int8", "fp32"]},
+            "depth": [
+                {"param": "depth", "gene": 0, "units": [{"quantization": [1]}]},
+                {"param": "depth", "gene": 1, "units": [{"expand_ratio": [1], "quantization": [7, 8, 9]}]},
+                {"param": "depth", "gene": 2, "units": [{"expand_ratio": [3], "quantization": [14, 15, 16]}]},
+            ],
+        }
+    )
+
+
+def image_batch(rows: int, seed: int, size: int = 8) -> torch.Tensor:
+    """Grey images of `size` x `size`, pixel values in [-1, 1]."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand((rows, 1, size, size), generator=generator) * 2 - 1

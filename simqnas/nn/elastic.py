@@ -384,6 +384,8 @@ def reorder_by_importance_(model: nn.Module, losses: Iterable[Callable[[], torch
     full network on one batch and returns its loss. The full network's function is unchanged.
     """
     layers = [m for m in model.modules() if isinstance(m, TransformerLayer)]
+    if not layers:  # nothing to reorder (a ResNet keeps OFA's channel order): skip the backward passes
+        return
     captured: dict[tuple[int, str], torch.Tensor] = {}
 
     def capture(key: tuple[int, str]) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], None]:

@@ -14,11 +14,13 @@ from simqnas.space import SearchSpace
 from simqnas.supernets.base import Arch, SuperNetwork
 from simqnas.supernets.bert import BertSuperNetwork
 from simqnas.supernets.multiway import MultiwaySuperNetwork
+from simqnas.supernets.resnet import ResNetSuperNetwork
 from simqnas.supernets.vit import VitSuperNetwork
 
 #: family name (as written by `SuperNetwork.save`) -> class
 FAMILIES: dict[str, type[SuperNetwork]] = {
-    family.family: family for family in (BertSuperNetwork, VitSuperNetwork, MultiwaySuperNetwork)
+    family.family: family
+    for family in (BertSuperNetwork, VitSuperNetwork, MultiwaySuperNetwork, ResNetSuperNetwork)
 }
 
 

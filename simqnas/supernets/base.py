@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from simqnas.io import atomic_path
@@ -69,6 +70,16 @@ class SuperNetwork(nn.Module, ABC):
         """A fresh (untrained) network for a workflow config's `supernets.<name>` entry and its dataset."""
         raise NotImplementedError(f"{cls.family}: building from a workflow config is not supported")
 
+    def recalibrate_(self, inputs: Iterable[tuple[torch.Tensor, ...]]) -> None:
+        """Re-estimate, from `inputs` (batches of the network's inputs), statistics that depend on the active
+        sub-network (BatchNorm running mean and variance), before measuring it in place. Default: the
+        family has none, and `inputs` is not read."""
+
+    def deployable(self, subnet: nn.Module, inputs: Iterable[tuple[torch.Tensor, ...]]) -> nn.Module:
+        """The extracted `subnet` as it is deployed, quantized, sized and timed. Default: unchanged. A family
+        with BatchNorm re-estimates its statistics on `inputs` and folds it into the convolutions."""
+        return subnet
+
     @abstractmethod
     def hyperparameters(self) -> dict[str, Any]:
         """JSON-able constructor arguments; with the weights they rebuild the network (`load`)."""
@@ -112,3 +123,25 @@ def load_named_weights(
         log.warning("%s: checkpoint keys not used by the network: %s", source, ", ".join(sorted(unused)))
     network.load_state_dict(renamed, strict=False)
     return [key for key in own if key not in renamed]
+
+
+def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from .safetensors, or from a torch file (weights only) holding it, possibly under
+    `model`, `module` or `state_dict` as training scripts save it (a `module.` prefix of DataParallel
+    training is removed)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    if path.suffix == ".safetensors":
+        return load_file(path)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for unreadable or unsafe files
+        raise ValueError(f"{path}: not a readable weights-only torch file ({error})") from None
+    for key in ("model", "module", "state_dict"):
+        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
+            loaded = loaded[key]
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise ValueError(f"{path}: holds no state dict of tensors")
+    if loaded and all(key.startswith("module.") for key in loaded):
+        loaded = {key.removeprefix("module."): value for key, value in loaded.items()}
+    return loaded

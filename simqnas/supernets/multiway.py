@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from simqnas.data.image import image_geometry
 from simqnas.nn.elastic import Encoder
 from simqnas.nn.quantizable import PRECISIONS
 from simqnas.nn.vision import PatchEmbeddings, init_vit_weights
-from simqnas.supernets.base import load_named_weights
+from simqnas.supernets.base import load_named_weights, read_checkpoint
 from simqnas.supernets.transformer import TransformerSuperNetwork
 
 log = logging.getLogger(__name__)
@@ -314,22 +313,3 @@ class MultiwaySuperNetwork(TransformerSuperNetwork, MultiwayClassifier):
         generator = torch.Generator().manual_seed(0)
         shape = (batch_size, hp["channels"], hp["image_size"], hp["image_size"])
         return (torch.rand(shape, generator=generator) * 2 - 1,)  # pixel values span [-1, 1]
-
-
-def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from .safetensors, or from a torch file (weights only) holding it, possibly under
-    `model` or `module` as training scripts save it."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    if path.suffix == ".safetensors":
-        return load_file(path)
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for unreadable or unsafe files
-        raise ValueError(f"{path}: not a readable weights-only torch file ({error})") from None
-    for key in ("model", "module"):
-        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
-            loaded = loaded[key]
-    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise ValueError(f"{path}: holds no state dict of tensors")
-    return loaded
