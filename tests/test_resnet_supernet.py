@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
+from simqnas.config import check_config
 from simqnas.nn.quantizable import quantizable_layers
 from simqnas.nn.resnet import ConvBn, make_divisible, recalibrate_batchnorm_
 from simqnas.space import SearchSpace
@@ -350,3 +352,39 @@ def test_ofa_key_names_map_to_the_static_ones():
     assert ofa_key_to_static("blocks.3.conv2.bn.bn.running_var") == "blocks.3.conv2.bn.running_var"
     assert ofa_key_to_static("classifier.linear.linear.bias") == "classifier.linear.bias"
     assert ofa_key_to_static("blocks.3.conv2.conv.weight") == "blocks.3.conv2.conv.weight"
+
+
+def test_ofa_checkpoint_through_the_workflow_config(tmp_path):
+    source = tiny_resnet(seed=3)
+    torch.save({"state_dict": _ofa_layout(source.state_dict())}, tmp_path / "ofa_resnet.pth")
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+    dataset = {"source": "image_folder", "path": str(tmp_path / "images"), "image_size": 8, "channels": 1}
+    architecture = {k: v for k, v in TINY_RESNET.items() if k not in ("num_labels", "image_size", "channels")}
+    spec = {"family": "resnet", "pretrained": str(tmp_path / "ofa_resnet.pth"), "architecture": architecture}
+    built = build_supernet(spec, dataset, seed=0).eval()
+    assert built.hyperparameters()["num_labels"] == 4  # a fresh classifier for the dataset's classes
+    for key, value in source.state_dict().items():
+        if not key.startswith("classifier."):
+            assert torch.equal(built.state_dict()[key], value), key
+
+
+def test_the_paper_config_resnet_rows_are_valid(tmp_path):
+    config = yaml_config("config/paper.yaml")
+    resnet = config["supernets"]["resnet"]
+    assert (resnet["family"], resnet["pretrained"]) == ("resnet", "models/ofa_resnet50.pth")
+    assert resnet["references"] == ["resnet50", "resnet101", "resnet152"]
+    assert resnet["training"]["epochs"] == 0
+    for name, layers in (("resnet50", 56), ("resnet101", 107), ("resnet152", 158)):
+        spec = config["supernets"][name]
+        with torch.device("meta"):
+            network = ResNetSuperNetwork(**spec["architecture"])
+        assert len(network.quantizable_layers()) == layers == spec["space"]["quantization"]["layers"]
+    # the schema accepts the rows; the first missing user file is what stops it
+    with pytest.raises(ValueError, match=r"datasets\.sst2\.path: not found"):
+        check_config(config, tmp_path)
+
+
+def yaml_config(path: str) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f)
