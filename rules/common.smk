@@ -10,6 +10,22 @@ DATASETS = config["datasets"]
 HOSTS = config["hosts"]
 PY = sys.executable
 
+# Super-networks some experiment searches, in config order: only these have runs, summaries, figures and
+# headline tables. The fixed reference networks they name (`references:`, e.g. ResNet50/101/152 shapes) are
+# trained and measured by the same training and baseline rules, and appear only in the summaries, figures
+# and claims of the network that names them.
+SEARCHED_NETS = [net for net in SUPERNETS if any(run.net == net for run in RUNS)]
+REFERENCE_NETS = list(
+    dict.fromkeys(
+        reference
+        for net in SEARCHED_NETS
+        for reference in SUPERNETS[net].get("references") or []
+    )
+)
+# A reference is compared as the paper does, all-INT8; its FP32 point appears only in the size progression,
+# which needs no latency, so only its INT8 latency is measured.
+REFERENCE_LATENCY_PRECISIONS = ("int8",)
+
 
 def alternatives(names):
     return "|".join(sorted(names))
@@ -160,6 +176,27 @@ def runs_of_net(net: str) -> list:
     return [run for run in RUNS if run.net == net]
 
 
+def references_of(net: str) -> list[str]:
+    """The reference networks a super-network names, in config order (headline claims match by position)."""
+    return list(SUPERNETS[net].get("references") or [])
+
+
+def reference_baselines(net: str) -> list[tuple[str, str | None, str, str]]:
+    """(reference, host or None, precision, file) of every reference baseline a network's summary reads:
+    FP32 and INT8 quality, and latency on each host this network's latency searches run on.
+    """
+    files = []
+    for reference in references_of(net):
+        folder = f"results/{reference}/baseline"
+        files += [(reference, None, p, f"{folder}/{p}.json") for p in ("fp32", "int8")]
+        files += [
+            (reference, host, p, f"{folder}/latency-{host}/{p}.json")
+            for host in latency_hosts(net)
+            for p in REFERENCE_LATENCY_PRECISIONS
+        ]
+    return files
+
+
 def summary_inputs(wildcards) -> dict:
     net = wildcards.net
     baseline = {p: f"results/{net}/baseline/{p}.json" for p in ("fp32", "int8")}
@@ -169,4 +206,6 @@ def summary_inputs(wildcards) -> dict:
         for p in ("fp32", "int8")
     }
     runs = [run_file(run, "evaluations.csv") for run in runs_of_net(net)]
-    return {**baseline, **latency, "runs": runs}
+    # a list, described by the summary's `references` params in the same order (names may hold "_")
+    references = [path for *_, path in reference_baselines(net)]
+    return {**baseline, **latency, "runs": runs, "references": references}

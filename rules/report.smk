@@ -19,6 +19,10 @@ rule summarize_net:
         runtime=10,
     params:
         runs=lambda wildcards: [vars(run) for run in runs_of_net(wildcards.net)],
+        references=lambda wildcards: [
+            [reference, host, precision]
+            for reference, host, precision, _ in reference_baselines(wildcards.net)
+        ],
     script:
         "../scripts/summarize_net.py"
 
@@ -64,8 +68,34 @@ rule headline_table:
     params:
         family=lambda wildcards: SUPERNETS[wildcards.net]["family"],
         tolerance=config["iso_accuracy_tolerance"],
+        references=lambda wildcards: references_of(wildcards.net),
     script:
         "../scripts/headline_table.py"
+
+
+# Every searched network's headline table in one: the paper's numbers next to ours, family by family.
+
+
+rule combined_headline:
+    input:
+        expand("results/tables/{net}_headline.csv", net=SEARCHED_NETS),
+    output:
+        csv="results/tables/headline.csv",
+        md="results/tables/headline.md",
+    log:
+        "results/logs/combined_headline.log",
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        nets=SEARCHED_NETS,
+        families=[SUPERNETS[net]["family"] for net in SEARCHED_NETS],
+        tolerance=config["iso_accuracy_tolerance"],
+    script:
+        "../scripts/combined_headline.py"
 
 
 rule table_search_space:
@@ -88,10 +118,11 @@ rule table_search_space:
         mem_mb=1000,
         runtime=10,
     params:
+        # searched networks only: a reference's space holds no elastic parameters to tabulate
         extra_spaces={
-            net: spec["space"]
-            for net, spec in SUPERNETS.items()
-            if isinstance(spec["space"], str)
+            net: SUPERNETS[net]["space"]
+            for net in SEARCHED_NETS
+            if isinstance(SUPERNETS[net]["space"], str)
         },
     script:
         "../scripts/table_search_space.py"
@@ -99,10 +130,11 @@ rule table_search_space:
 
 rule figures:
     input:
-        evaluations=expand("results/{net}/summary/evaluations.csv", net=SUPERNETS),
-        baselines=expand("results/{net}/summary/baselines.csv", net=SUPERNETS),
-        hypervolume=expand("results/{net}/summary/hypervolume.csv", net=SUPERNETS),
-        headline=expand("results/tables/{net}_headline.csv", net=SUPERNETS),
+        evaluations=expand("results/{net}/summary/evaluations.csv", net=SEARCHED_NETS),
+        baselines=expand("results/{net}/summary/baselines.csv", net=SEARCHED_NETS),
+        hypervolume=expand("results/{net}/summary/hypervolume.csv", net=SEARCHED_NETS),
+        headline=expand("results/tables/{net}_headline.csv", net=SEARCHED_NETS),
+        combined_headline="results/tables/headline.csv",
         table1="results/tables/table1_search_space.csv",
         hosts=[f"results/{net}/summary/hosts.csv" for net in host_front_nets()],
     output:
@@ -123,7 +155,7 @@ rule figures:
         mem_mb=2000,
         runtime=20,
     params:
-        nets=list(SUPERNETS),
+        nets=SEARCHED_NETS,
         host_nets=host_front_nets(),
     script:
         "../scripts/figures.py"

@@ -1,4 +1,5 @@
-"""Rule summarize_net: tidy tables of every search of a super-network, its baselines and hypervolumes."""
+"""Rule summarize_net: tidy tables of every search of a super-network, its baselines (and those of the
+reference networks it names) and hypervolumes."""
 
 from simqnas.io import atomic_path, write_json_atomic
 from simqnas.logs import log_to
@@ -11,7 +12,17 @@ latency = {
     for name, path in snakemake.input.items()
     if name.startswith("latency_")
 }
-baselines = baselines_table(quality, latency)
+# params.references describes input.references file by file: (reference, host or None, precision)
+references: dict[str, tuple[dict, dict]] = {}
+for (reference, host, precision), path in zip(
+    snakemake.params.references, snakemake.input.references, strict=True
+):
+    reference_quality, reference_latency = references.setdefault(reference, ({}, {}))
+    if host is None:
+        reference_quality[precision] = path
+    else:
+        reference_latency[host, precision] = path
+baselines = baselines_table(quality, latency, network=snakemake.wildcards.net, references=references)
 evaluations = add_normalized_latency(load_evaluations(snakemake.input.runs), baselines)
 hypervolume, normalization = hypervolume_table(evaluations)
 for frame, path in (

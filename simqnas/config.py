@@ -306,4 +306,36 @@ def check_config(config: dict[str, Any], base: Path = Path()) -> list[SearchRun]
                                 "different population, evaluations or host"
                             )
                         runs[identity] = run
+    _check_references(supernets, config["experiments"])
     return sorted(runs.values())
+
+
+def _check_references(supernets: dict[str, Any], experiments: dict[str, Any]) -> None:
+    """A reference network is another, fixed network on the same data: its baselines are compared with this
+    network's front, which only means something on the same validation set, and it is never searched (the
+    rules summarize, plot and tabulate searched networks only)."""
+    searched_by: dict[str, str] = {}
+    for name, experiment in experiments.items():
+        searched_by.setdefault(experiment["supernet"], name)
+    for name, net in supernets.items():
+        where = f"config: supernets.{name}.references"
+        for reference in net.get("references") or []:
+            if reference == name:
+                raise ConfigError(
+                    f"{where}: '{reference}' is the network itself (a reference is another network)"
+                )
+            if reference not in supernets:
+                raise ConfigError(
+                    f"{where}: '{reference}' is not a defined super-network (defined: {sorted(supernets)})"
+                )
+            dataset = supernets[reference]["dataset"]
+            if dataset != net["dataset"]:
+                raise ConfigError(
+                    f"{where}: '{reference}' uses dataset '{dataset}', '{name}' uses '{net['dataset']}' "
+                    "(a reference is compared on the same data)"
+                )
+            if reference in searched_by:
+                raise ConfigError(
+                    f"{where}: '{reference}' is searched by experiments.{searched_by[reference]} "
+                    "(a reference is a fixed network in no experiment)"
+                )

@@ -16,13 +16,16 @@ from matplotlib.ticker import MaxNLocator
 
 from simqnas.io import atomic_path
 from simqnas.pareto import pareto_front_mask
-from simqnas.summary import COST_COLUMN
+from simqnas.summary import COST_COLUMN, own_baselines, reference_baselines, reference_names
 
 COST_LABEL = {"size": "model size (MB)", "latency": "normalized latency (vs all-INT8 baseline)"}
 BASELINE_STYLE = {
     "int8": {"marker": "*", "s": 220, "color": "tab:red", "label": "all-INT8 super-network (baseline)"},
     "fp32": {"marker": "P", "s": 140, "color": "black", "label": "FP32 super-network"},
 }
+#: fixed reference networks (`references:`): a colour each, in config order; the marker says the precision
+REFERENCE_COLOURS = ("tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:pink", "tab:gray")
+REFERENCE_MARKER = {"int8": "D", "fp32": "X"}
 
 
 def save(figure: plt.Figure, out_dir: Path, name: str) -> list[Path]:
@@ -41,19 +44,46 @@ def front_of(points: pd.DataFrame, cost: str) -> pd.DataFrame:
     return points[mask].sort_values(cost)
 
 
+def _baseline_rows(rows: pd.DataFrame, precision: str, objective: str, host: str | None) -> pd.DataFrame:
+    rows = rows[rows["baseline"] == precision]
+    return rows[rows["host"] == host] if objective == "latency" else rows[rows["host"].isna()]
+
+
 def _baseline_points(ax: plt.Axes, baselines: pd.DataFrame, objective: str, host: str | None) -> None:
+    """The network's own FP32 and all-INT8 points (a reference network's rows are drawn apart)."""
     cost = COST_COLUMN[objective]
+    own = own_baselines(baselines)
     for precision, style in BASELINE_STYLE.items():
-        rows = baselines[baselines["baseline"] == precision]
-        rows = rows[rows["host"] == host] if objective == "latency" else rows[rows["host"].isna()]
+        rows = _baseline_rows(own, precision, objective, host)
         if len(rows) and np.isfinite(rows[cost].iloc[0]):
             ax.scatter(rows[cost], rows["accuracy"] * 100, zorder=5, edgecolor="white", **style)
+
+
+def _reference_points(
+    ax: plt.Axes, baselines: pd.DataFrame, objective: str, host: str | None, precision: str
+) -> None:
+    """Each fixed reference network's point at one precision, labelled with its name (none: nothing)."""
+    cost = COST_COLUMN[objective]
+    for i, name in enumerate(reference_names(baselines)):
+        rows = _baseline_rows(reference_baselines(baselines, name), precision, objective, host)
+        if len(rows) and np.isfinite(rows[cost].iloc[0]):
+            ax.scatter(
+                rows[cost].iloc[:1],
+                rows["accuracy"].iloc[:1] * 100,
+                zorder=5,
+                edgecolor="white",
+                marker=REFERENCE_MARKER[precision],
+                s=110,
+                color=REFERENCE_COLOURS[i % len(REFERENCE_COLOURS)],
+                label=f"{name} {precision.upper()}",
+            )
 
 
 def accuracy_vs_cost(
     evaluations: pd.DataFrame, baselines: pd.DataFrame, objective: str, title: str, space: str = "joint"
 ) -> plt.Figure:
-    """Fig 1: every evaluated point faded, the LINAS Pareto front, the INT8 and FP32 baselines."""
+    """Fig 1: every evaluated point faded, the LINAS Pareto front, the INT8 and FP32 baselines, and each
+    reference network's all-INT8 point (Fig 1d/1h: ResNet50/101/152 shapes against OFA-ResNet)."""
     cost = COST_COLUMN[objective]
     points = evaluations[(evaluations["objective"] == objective) & (evaluations["space"] == space)]
     figure, ax = plt.subplots(figsize=(5.5, 4))
@@ -69,6 +99,7 @@ def accuracy_vs_cost(
         points["host"].dropna().iloc[0] if objective == "latency" and points["host"].notna().any() else None
     )
     _baseline_points(ax, baselines, objective, host)
+    _reference_points(ax, baselines, objective, host, "int8")
     ax.set(xlabel=COST_LABEL[objective], ylabel="accuracy (%)", title=title)
     ax.legend(fontsize=7, loc="lower right")
     return figure
@@ -77,7 +108,9 @@ def accuracy_vs_cost(
 def search_progression(
     evaluations: pd.DataFrame, baselines: pd.DataFrame, objective: str, title: str
 ) -> plt.Figure:
-    """Fig 2a/2b: LINAS evaluations coloured by evaluation index, with the FP32 baseline."""
+    """Fig 2a/2b: LINAS evaluations coloured by evaluation index, with the FP32 baseline and each reference
+    network's FP32 point (Fig 2b). Latency baselines belong to a host, so on the latency objective neither
+    is drawn."""
     cost = COST_COLUMN[objective]
     points = evaluations[
         (evaluations["objective"] == objective)
@@ -90,6 +123,7 @@ def search_progression(
     )
     figure.colorbar(scatter, ax=ax, label="evaluation index")
     _baseline_points(ax, baselines[baselines["baseline"] == "fp32"], objective, None)
+    _reference_points(ax, baselines, objective, None, "fp32")
     ax.set(xlabel=COST_LABEL[objective], ylabel="accuracy (%)", title=title)
     ax.legend(fontsize=7, loc="lower right")
     return figure

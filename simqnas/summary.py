@@ -1,7 +1,9 @@
 """Tidy summaries of a super-network's searches: all evaluations, baselines, hypervolume progressions.
 
 Everything downstream (tables, figures) reads these CSVs, so a figure can be regenerated from files alone.
-Normalized latency = latency / all-INT8 baseline latency on the same host.
+Normalized latency = latency / all-INT8 baseline latency on the same host. The baselines table also holds
+the baselines of the fixed reference networks a super-network names (`references:`), normalized by the
+super-network's own all-INT8 latency.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from simqnas.pareto import Normalization, hypervolume_progression
 #: the cost column each second objective is judged on in summaries and figures
 COST_COLUMN = {"size": "size_mb", "latency": "normalized_latency"}
 
+#: one network's baseline files: {precision: quality JSON} and {(host, precision): latency JSON}
+BaselineFiles = tuple[Mapping[str, str | Path], Mapping[tuple[str, str], str | Path]]
+
 
 def load_evaluations(run_tables: Sequence[str | Path]) -> pd.DataFrame:
     frame = pd.concat([pd.read_csv(t) for t in run_tables], ignore_index=True)
@@ -26,10 +31,9 @@ def load_evaluations(run_tables: Sequence[str | Path]) -> pd.DataFrame:
     return frame
 
 
-def baselines_table(
+def _baseline_rows(
     quality: Mapping[str, str | Path], latency: Mapping[tuple[str, str], str | Path]
-) -> pd.DataFrame:
-    """One row per reference network (fp32, int8): accuracy, size and, per host, latency."""
+) -> list[dict[str, Any]]:
     rows = []
     for precision, path in quality.items():
         record = json.loads(Path(path).read_text())
@@ -46,13 +50,56 @@ def baselines_table(
         record = json.loads(Path(path).read_text())
         base = next(r for r in rows if r["baseline"] == precision and r["host"] is None)
         rows.append({**base, "host": host, "latency_ms": record["latency_ms"]})
+    return rows
+
+
+def baselines_table(
+    quality: Mapping[str, str | Path],
+    latency: Mapping[tuple[str, str], str | Path],
+    network: str | None = None,
+    references: Mapping[str, BaselineFiles] | None = None,
+) -> pd.DataFrame:
+    """One row per baseline (fp32, int8): accuracy, size and, per host, latency; first the network's own,
+    then those of each fixed reference network it is compared against (`network` names the row's network,
+    `reference` tells them apart). Normalized latency divides by the network's own all-INT8 latency on the
+    same host, for reference rows too: a reference's says how it compares with this network's baseline, on
+    the scale the network's fronts are drawn on."""
+    rows = [{"network": network, "reference": False, **row} for row in _baseline_rows(quality, latency)]
+    for name, (reference_quality, reference_latency) in (references or {}).items():
+        rows += [
+            {"network": name, "reference": True, **row}
+            for row in _baseline_rows(reference_quality, reference_latency)
+        ]
     table = pd.DataFrame(rows)
     table["size_mb"] = table["size_bytes"] / 1e6
-    int8 = table[(table["baseline"] == "int8") & table["host"].notna()].set_index("host")["latency_ms"]
+    own = own_baselines(table)
+    int8 = own[(own["baseline"] == "int8") & own["host"].notna()].set_index("host")["latency_ms"]
     table["normalized_latency"] = [
-        row.latency_ms / int8[row.host] if isinstance(row.host, str) else np.nan for row in table.itertuples()
+        row.latency_ms / int8.get(row.host, np.nan) if isinstance(row.host, str) else np.nan
+        for row in table.itertuples()
     ]
     return table
+
+
+def own_baselines(baselines: pd.DataFrame) -> pd.DataFrame:
+    """The network's own FP32 and all-INT8 rows (a table without a `reference` column is all its own)."""
+    if "reference" not in baselines:
+        return baselines
+    return baselines[~baselines["reference"].astype(bool)]
+
+
+def reference_names(baselines: pd.DataFrame) -> list[str]:
+    """The reference networks of a baselines table, in the order the config names them."""
+    if "reference" not in baselines:
+        return []
+    return list(dict.fromkeys(baselines.loc[baselines["reference"].astype(bool), "network"]))
+
+
+def reference_baselines(baselines: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The FP32 and all-INT8 rows of one reference network (none if the table has no such reference)."""
+    if "reference" not in baselines:
+        return baselines.iloc[0:0]
+    return baselines[baselines["reference"].astype(bool) & (baselines["network"] == name)]
 
 
 def add_normalized_latency(evaluations: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
@@ -62,7 +109,8 @@ def add_normalized_latency(evaluations: pd.DataFrame, baselines: pd.DataFrame) -
         frame["latency_ms"] = np.nan
     if "host" not in frame:
         frame["host"] = None
-    int8 = baselines[(baselines["baseline"] == "int8") & baselines["host"].notna()].set_index("host")
+    own = own_baselines(baselines)
+    int8 = own[(own["baseline"] == "int8") & own["host"].notna()].set_index("host")
     reference = frame["host"].map(int8["latency_ms"]) if len(int8) else np.nan
     frame["normalized_latency"] = frame["latency_ms"] / reference
     return frame

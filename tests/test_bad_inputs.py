@@ -165,6 +165,22 @@ def _unknown_top_level_key(config: dict, _: Path) -> None:
     config["treads"] = 2
 
 
+def _reference(*, dataset: str | None = None, searched: bool = False) -> Mutation:
+    """bert names `bert_ref`, a copy of itself, as its reference: on another dataset, or searched too."""
+
+    def mutate(config: dict, _: Path) -> None:
+        reference = copy.deepcopy(config["supernets"]["bert"])
+        if dataset is not None:
+            config["datasets"][dataset] = {**config["datasets"]["sentences"], "seed": 1}
+            reference["dataset"] = dataset
+        config["supernets"]["bert_ref"] = reference
+        config["supernets"]["bert"]["references"] = ["bert_ref"]
+        if searched:
+            config["experiments"]["bert_ablation"]["supernet"] = "bert_ref"
+
+    return mutate
+
+
 #: id -> (mutation of config/smoke.yaml, fragments the one-line message must contain)
 CONFIG_CASES: dict[str, tuple[Mutation, tuple[str, ...]]] = {
     "wrong-type": (_set("threads", "two"), ("config: threads:", "'two' is not of type 'integer'")),
@@ -220,6 +236,22 @@ CONFIG_CASES: dict[str, tuple[Mutation, tuple[str, ...]]] = {
         ("experiments.bert.host", "'xeon9999'"),
     ),
     "run-defined-twice": (_duplicate_run, ("experiments.bert_ablation", "defined twice")),
+    "reference-undefined": (
+        _set("supernets.bert.references", ["resnet34"]),
+        ("supernets.bert.references", "'resnet34' is not a defined super-network"),
+    ),
+    "reference-itself": (
+        _set("supernets.bert.references", ["bert"]),
+        ("supernets.bert.references", "'bert' is the network itself"),
+    ),
+    "reference-other-dataset": (
+        _reference(dataset="sentences_b"),
+        ("supernets.bert.references", "'bert_ref' uses dataset 'sentences_b'", "'sentences'"),
+    ),
+    "reference-in-experiment": (
+        _reference(searched=True),
+        ("supernets.bert.references", "'bert_ref' is searched by experiments.bert_ablation"),
+    ),
     "glue-without-path": (_glue_without_path, ("datasets.sentences.path", "required", "glue_sst2")),
     "glue-path-missing": (_glue_file(None), ("datasets.sentences.path", "not found", "train.tsv")),
     "glue-file-empty": (_glue_file(""), ("datasets.sentences.path", "train.tsv", "empty file")),

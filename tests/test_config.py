@@ -83,3 +83,22 @@ def test_bad_config_names_the_key(default, path, value, expected):
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith("config: ") and expected in message, message
+
+
+def test_references_are_fixed_networks_that_are_not_searched():
+    """A network naming references on its own dataset passes; the references get no search runs."""
+    config = load("smoke.yaml")
+    for name in ("bert_ref_a", "bert_ref_b"):
+        config["supernets"][name] = copy.deepcopy(config["supernets"]["bert"])
+    config["supernets"]["bert"]["references"] = ["bert_ref_b", "bert_ref_a"]
+    runs = check_config(config, base=ROOT)
+    assert runs == check_config(load("smoke.yaml"), base=ROOT)
+    assert {run.net for run in runs} == {"bert"}
+
+
+def test_duplicate_references_are_refused():
+    config = load("smoke.yaml")
+    config["supernets"]["bert_ref"] = copy.deepcopy(config["supernets"]["bert"])
+    config["supernets"]["bert"]["references"] = ["bert_ref", "bert_ref"]
+    with pytest.raises(ConfigError, match=r"^config: supernets\.bert\.references: .*non-unique"):
+        check_config(config, base=ROOT)

@@ -33,7 +33,7 @@ def test_figures_and_tables_exist(smoke_run: Path):
         assert (figures / f"{name}.png").stat().st_size > 10_000, name
         assert (figures / f"{name}.pdf").is_file(), name
     tables = smoke_run / "results" / "tables"
-    for name in ("table1_search_space", "table2_3_elastic_parameters", "bert_headline"):
+    for name in ("table1_search_space", "table2_3_elastic_parameters", "bert_headline", "headline"):
         assert (tables / f"{name}.csv").is_file() and (tables / f"{name}.md").is_file(), name
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from simqnas.data.image import FASHION_MNIST_DIR
 from simqnas.headline import PAPER_CLAIMS
-from tests.workflow_utils import copy_workflow, snakemake
+from tests.workflow_utils import ROOT, copy_workflow, snakemake
 
 pytestmark = [
     pytest.mark.slow,
@@ -59,3 +60,38 @@ def test_multiway_runs_its_vision_path_through_the_dag(vision_run: Path):
     assert evaluations["accuracy"].between(0, 1).all() and (evaluations["size_bytes"] > 0).all()
     baselines = pd.read_csv(results / "multiway" / "summary" / "baselines.csv").set_index("baseline")
     assert baselines.loc["int8", "size_bytes"] < baselines.loc["fp32", "size_bytes"] / 2
+
+
+def _vision_supernets() -> dict:
+    return yaml.safe_load((ROOT / "config" / "smoke-vision.yaml").read_text())["supernets"]
+
+
+RESNET_REFERENCES = ("resnet50", "resnet101", "resnet152")
+
+
+def test_every_searched_network_is_in_the_combined_headline_table(vision_run: Path):
+    headline = pd.read_csv(vision_run / "results" / "tables" / "headline.csv", keep_default_na=False)
+    assert {"vit", "multiway"} <= set(headline["network"])
+    assert not set(headline["network"]) & set(RESNET_REFERENCES)  # references are never searched
+
+
+@pytest.mark.skipif(
+    not _vision_supernets().get("resnet", {}).get("references"),
+    reason="config/smoke-vision.yaml has no resnet super-network with references yet",
+)
+def test_resnet_is_compared_with_its_reference_networks(vision_run: Path):
+    results = vision_run / "results"
+    baselines = pd.read_csv(results / "resnet" / "summary" / "baselines.csv")
+    for reference in RESNET_REFERENCES:
+        rows = baselines[baselines["network"] == reference]
+        assert set(rows["baseline"]) == {"fp32", "int8"} and rows["reference"].all(), reference
+    assert (results / "figures" / "resnet" / "fig1_accuracy_vs_size.png").stat().st_size > 10_000
+    headline = pd.read_csv(results / "tables" / "headline.csv", keep_default_na=False)
+    resnet = headline[headline["network"] == "resnet"]
+    assert len(resnet) == len(PAPER_CLAIMS["resnet"])
+    assert set(resnet["versus"]) == {f"{name} all-INT8" for name in RESNET_REFERENCES}
+    # a reference is trained and measured, never summarized or drawn on its own
+    for reference in RESNET_REFERENCES:
+        assert (results / reference / "baseline" / "int8.json").is_file(), reference
+        assert not (results / reference / "summary").exists(), reference
+        assert not (results / "figures" / reference).exists(), reference
