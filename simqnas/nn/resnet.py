@@ -183,8 +183,10 @@ class Bottleneck(nn.Module):
             self.downsample.set_active(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        residual = x if self.downsample is None else self.downsample(x)
-        return F.relu(self.conv3(self.conv2(self.conv1(x))) + residual)
+        # main path first: parameters used in registration order keep a non-strict export's graph equal to
+        # a strict one's (see PatchEmbeddings)
+        out = self.conv3(self.conv2(self.conv1(x)))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
 class ResNet(nn.Module):
