@@ -15,13 +15,6 @@ PY = sys.executable
 # trained and measured by the same training and baseline rules, and appear only in the summaries, figures
 # and claims of the network that names them.
 SEARCHED_NETS = [net for net in SUPERNETS if any(run.net == net for run in RUNS)]
-REFERENCE_NETS = list(
-    dict.fromkeys(
-        reference
-        for net in SEARCHED_NETS
-        for reference in SUPERNETS[net].get("references") or []
-    )
-)
 # A reference is compared as the paper does, all-INT8; its FP32 point appears only in the size progression,
 # which needs no latency, so only its INT8 latency is measured.
 REFERENCE_LATENCY_PRECISIONS = ("int8",)
