@@ -95,9 +95,7 @@ def accuracy_vs_cost(
         front = front_of(linas, cost)
         ax.step(front[cost], front["accuracy"] * 100, where="post", color="tab:blue", lw=1.5)
         ax.scatter(front[cost], front["accuracy"] * 100, color="tab:blue", s=30, label="LINAS Pareto front")
-    host = (
-        points["host"].dropna().iloc[0] if objective == "latency" and points["host"].notna().any() else None
-    )
+    host = _search_host(points, objective)
     _baseline_points(ax, baselines, objective, host)
     _reference_points(ax, baselines, objective, host, "int8")
     ax.set(xlabel=COST_LABEL[objective], ylabel="accuracy (%)", title=title)
@@ -105,12 +103,19 @@ def accuracy_vs_cost(
     return figure
 
 
+def _search_host(points: pd.DataFrame, objective: str) -> str | None:
+    """The host a latency search measured on (None for size, or when no latency was measured)."""
+    if objective == "latency" and "host" in points and points["host"].notna().any():
+        return points["host"].dropna().iloc[0]
+    return None
+
+
 def search_progression(
     evaluations: pd.DataFrame, baselines: pd.DataFrame, objective: str, title: str
 ) -> plt.Figure:
-    """Fig 2a/2b: LINAS evaluations coloured by evaluation index, with the FP32 baseline and each reference
-    network's FP32 point (Fig 2b). Latency baselines belong to a host, so on the latency objective neither
-    is drawn."""
+    """Fig 2a/2b: LINAS evaluations coloured by evaluation index, with the FP32 baseline (on the latency
+    objective: measured on the search's host) and each reference network's FP32 point (Fig 2b; size only,
+    a reference's latency is measured all-INT8)."""
     cost = COST_COLUMN[objective]
     points = evaluations[
         (evaluations["objective"] == objective)
@@ -122,8 +127,9 @@ def search_progression(
         points[cost], points["accuracy"] * 100, c=points["evaluation"], cmap="viridis", s=20, alpha=0.85
     )
     figure.colorbar(scatter, ax=ax, label="evaluation index")
-    _baseline_points(ax, baselines[baselines["baseline"] == "fp32"], objective, None)
-    _reference_points(ax, baselines, objective, None, "fp32")
+    host = _search_host(points, objective)
+    _baseline_points(ax, baselines[baselines["baseline"] == "fp32"], objective, host)
+    _reference_points(ax, baselines, objective, host, "fp32")
     ax.set(xlabel=COST_LABEL[objective], ylabel="accuracy (%)", title=title)
     ax.legend(fontsize=7, loc="lower right")
     return figure

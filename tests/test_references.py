@@ -269,6 +269,10 @@ def test_search_progression_marks_each_reference_fp32(baselines, own_only):
     assert not any(label.endswith(" INT8") for label in labels)
     plain = _labels(search_progression(front_evaluations(), own_only, "size", "resnet"))
     assert plain == ["FP32 super-network"]
+    # latency: the FP32 baseline measured on the search's host; references are timed all-INT8 only
+    assert _labels(search_progression(front_evaluations(), baselines, "latency", "resnet")) == [
+        "FP32 super-network"
+    ]
 
 
 def test_network_figures_are_written_with_references(baselines, tmp_path: Path):
