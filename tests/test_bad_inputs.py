@@ -252,6 +252,10 @@ CONFIG_CASES: dict[str, tuple[Mutation, tuple[str, ...]]] = {
         _reference(searched=True),
         ("supernets.bert.references", "'bert_ref' is searched by experiments.bert_ablation"),
     ),
+    "architecture-of-another-family": (
+        _set("supernets.bert.architecture", {"base_depths": [3, 4, 6, 3]}),
+        ("supernets.bert.architecture.base_depths", "not a parameter of the bert family"),
+    ),
     "glue-without-path": (_glue_without_path, ("datasets.sentences.path", "required", "glue_sst2")),
     "glue-path-missing": (_glue_file(None), ("datasets.sentences.path", "not found", "train.tsv")),
     "glue-file-empty": (_glue_file(""), ("datasets.sentences.path", "train.tsv", "empty file")),
