@@ -99,7 +99,7 @@ def accuracy_vs_cost(
     _baseline_points(ax, baselines, objective, host)
     _reference_points(ax, baselines, objective, host, "int8")
     ax.set(xlabel=COST_LABEL[objective], ylabel="accuracy (%)", title=title)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best")
     return figure
 
 
@@ -131,7 +131,7 @@ def search_progression(
     _baseline_points(ax, baselines[baselines["baseline"] == "fp32"], objective, host)
     _reference_points(ax, baselines, objective, host, "fp32")
     ax.set(xlabel=COST_LABEL[objective], ylabel="accuracy (%)", title=title)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best")
     return figure
 
 
@@ -157,7 +157,7 @@ def space_ablation(evaluations: pd.DataFrame, baselines: pd.DataFrame, title: st
         ax.scatter(front[cost], front["accuracy"] * 100, color=palette[space], s=28, label=f"{space} search")
     _baseline_points(ax, baselines, "size", None)
     ax.set(xlabel=COST_LABEL["size"], ylabel="accuracy (%)", title=title)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best")
     return figure
 
 
