@@ -24,17 +24,23 @@ TEXT_SOURCES = {"sentence_polarity", "glue_sst2"}
 IMAGE_SOURCES = {"fashion_mnist", "image_folder"}
 SOURCES_NEEDING_PATH = {"glue_sst2", "image_folder"}
 FAMILY_MODALITY = {"bert": "text", "vit": "image", "multiway": "image", "resnet": "image"}
-#: `architecture` keys of the resnet family; the transformer families take the schema's other keys
-RESNET_ARCHITECTURE_KEYS = {
-    "stem_channels",
-    "stage_widths",
-    "base_depths",
-    "depth_choices",
-    "expand_ratios",
-    "width_mults",
-    "stem_stride",
-    "max_pool",
-    "channel_divisor",
+_TRANSFORMER_SHAPE = {"num_layers", "num_heads", "ffn_size", "hidden_size", "patch_size", "dropout"}
+#: the `architecture` keys each family's `from_config` reads (the schema lists their union)
+ARCHITECTURE_KEYS = {
+    "bert": {"pooling"},
+    "vit": _TRANSFORMER_SHAPE | {"attention_dropout"},
+    "multiway": _TRANSFORMER_SHAPE | {"attention_dropout", "fixed_ends"},
+    "resnet": {
+        "stem_channels",
+        "stage_widths",
+        "base_depths",
+        "depth_choices",
+        "expand_ratios",
+        "width_mults",
+        "stem_stride",
+        "max_pool",
+        "channel_divisor",
+    },
 }
 #: files a `pretrained` folder must hold, per family (what its loader reads)
 PRETRAINED_FILES = {"bert": ("config.json", "model.safetensors"), "vit": ("config.json", "model.safetensors")}
@@ -238,7 +244,7 @@ def check_config(config: dict[str, Any], base: Path = Path()) -> list[SearchRun]
                 f"'{net['dataset']}' is {datasets[net['dataset']]['kind']}"
             )
         for key in net.get("architecture") or {}:
-            if (key in RESNET_ARCHITECTURE_KEYS) != (net["family"] == "resnet"):
+            if key not in ARCHITECTURE_KEYS[net["family"]]:
                 raise ConfigError(
                     f"config: {where}.architecture.{key}: not a parameter of the {net['family']} family"
                 )

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -190,3 +191,37 @@ def test_embedded_minilm_matches_hugging_face_bert(monkeypatch):
     torch.testing.assert_close(hidden, expected.last_hidden_state, atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(pooled, expected.pooler_output, atol=2e-5, rtol=1e-4)
     assert ours.quantizable_layers()[-1] == "classifier" and len(ours.quantizable_layers()) == 38
+
+
+def test_mean_pooling_reads_the_unmasked_tokens_only():
+    torch.manual_seed(0)
+    supernet = BertSuperNetwork(**TINY, sequence_length=6, pooling="mean").eval()
+    cls = BertSuperNetwork(**TINY, sequence_length=6).eval()
+    cls.load_state_dict(supernet.state_dict())
+    input_ids, mask = batch()
+    logits = supernet(input_ids, mask)
+    assert not torch.allclose(logits, cls(input_ids, mask))
+    changed = input_ids.clone()
+    changed[1, 2:] = (changed[1, 2:] + 1) % TINY["vocab_size"]  # masked positions only
+    torch.testing.assert_close(supernet(changed, mask)[1], logits[1])
+    hidden, pooled = supernet.encode(input_ids, mask)
+    expected = hidden[1, :2].mean(dim=0)
+    torch.testing.assert_close(pooled[1], torch.tanh(supernet.bert["pooler"]["dense"](expected)))
+    # extraction and export keep it
+    space = tiny_space(supernet)
+    arch = space.decode(space.sample(1, np.random.default_rng(0))[0])
+    supernet.set_active(arch)
+    sub = supernet.extract(arch)
+    torch.testing.assert_close(sub(input_ids, mask), supernet(input_ids, mask), atol=1e-5, rtol=1e-5)
+    program = torch.export.export(sub, supernet.example_inputs(batch_size=2))
+    torch.testing.assert_close(program.module()(*[t[:2] for t in batch()]), sub(*[t[:2] for t in batch()]))
+
+
+def test_the_embedded_minilm_pools_the_mean_a_bert_folder_the_cls_state():
+    dataset = {"max_length": 6}
+    embedded = build_supernet({"family": "bert", "pretrained": None}, dataset, seed=0)
+    assert embedded.hyperparameters()["pooling"] == "mean"
+    chosen = {"family": "bert", "pretrained": None, "architecture": {"pooling": "cls"}}
+    assert build_supernet(chosen, dataset, seed=0).hyperparameters()["pooling"] == "cls"
+    with pytest.raises(ValueError, match="pooling: 'max' is not one of cls, mean"):
+        BertSuperNetwork(**TINY, pooling="max")

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 IGNORED_CHECKPOINT_KEYS = ("bert.embeddings.position_ids",)
 #: top-level names of a bare `BertModel` checkpoint, which lacks the `bert.` prefix
 BERT_MODEL_PREFIXES = ("embeddings.", "encoder.", "pooler.")
+#: what the pooler reads: the [CLS] state (Hugging Face BERT) or the mean of the tokens' states
+POOLINGS = ("cls", "mean")
 
 
 class TextEmbeddings(nn.Module):
@@ -85,9 +87,13 @@ class BertClassifier(nn.Module):
         eps: float,
         dropout: float,
         attention_dropout: float,
+        pooling: str = "cls",
         elastic: bool = False,
     ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling: {pooling!r} is not one of {', '.join(POOLINGS)}")
+        self.pooling = pooling
         encoder = Encoder.of_transformer_layers(
             hidden_size,
             num_heads,
@@ -115,10 +121,16 @@ class BertClassifier(nn.Module):
     def encode(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(last hidden states (batch, tokens, hidden), pooled output (batch, hidden))."""
+        """(last hidden states (batch, tokens, hidden), pooled output (batch, hidden)): the pooler (dense +
+        tanh) on the [CLS] state, or on the mean of the unmasked tokens' states (`pooling="mean"`)."""
         x = self.bert["embeddings"](input_ids)
         x = self.bert["encoder"](x, attention_bias(attention_mask, x.dtype))
-        return x, torch.tanh(self.bert["pooler"]["dense"](x[:, 0]))
+        if self.pooling == "mean":
+            weights = attention_mask.unsqueeze(-1).to(x.dtype)
+            summary = (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+        else:
+            summary = x[:, 0]
+        return x, torch.tanh(self.bert["pooler"]["dense"](summary))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(self.encode(input_ids, attention_mask)[1]))
@@ -155,6 +167,7 @@ class BertSuperNetwork(TransformerSuperNetwork, BertClassifier):
         dropout: float = 0.1,
         attention_dropout: float = 0.1,
         sequence_length: int = 64,
+        pooling: str = "cls",
     ) -> None:
         if hidden_size % num_heads:
             raise ValueError(f"num_heads: {num_heads} does not divide hidden_size {hidden_size}")
@@ -170,6 +183,7 @@ class BertSuperNetwork(TransformerSuperNetwork, BertClassifier):
             "eps": eps,
             "dropout": dropout,
             "attention_dropout": attention_dropout,
+            "pooling": pooling,
         }
         super().__init__([num_heads] * num_layers, [ffn_size] * num_layers, **static_options, elastic=True)
         self._remember(hyperparameters, static_options)
@@ -178,7 +192,7 @@ class BertSuperNetwork(TransformerSuperNetwork, BertClassifier):
 
     @classmethod
     def from_pretrained(
-        cls, model_dir: str | Path, num_labels: int = 2, *, sequence_length: int = 64
+        cls, model_dir: str | Path, num_labels: int = 2, *, sequence_length: int = 64, pooling: str = "cls"
     ) -> BertSuperNetwork:
         """Build from a Hugging Face BERT folder (config.json + model.safetensors).
 
@@ -216,6 +230,7 @@ class BertSuperNetwork(TransformerSuperNetwork, BertClassifier):
                 dropout=config.get("hidden_dropout_prob", 0.1),
                 attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
                 sequence_length=sequence_length,
+                pooling=pooling,
             )
         except KeyError as error:
             raise ValueError(f"{config_path}: missing key {error}") from None
@@ -230,10 +245,18 @@ class BertSuperNetwork(TransformerSuperNetwork, BertClassifier):
 
     @classmethod
     def from_config(cls, spec: Mapping[str, Any], dataset: Mapping[str, Any]) -> BertSuperNetwork:
-        """From `spec["pretrained"]` (null: the embedded all-MiniLM-L6-v2), inputs of the dataset's length."""
+        """From `spec["pretrained"]` (null: the embedded all-MiniLM-L6-v2), inputs of the dataset's length,
+        `architecture.pooling` (default: "cls" for a BERT folder, "mean" for the embedded MiniLM)."""
+        pooling = (spec.get("architecture") or {}).get("pooling")
+        if pooling is None:
+            # all-MiniLM-L6-v2 was trained for mean pooling: its [CLS] state after 3 or 4 of its 6 layers
+            # hardly depends on the input, so shallow sub-networks pooling it stay at chance
+            pooling = "cls" if spec.get("pretrained") else "mean"
         pretrained = spec.get("pretrained") or minilm_dir()
         # both text sources (sentence polarity, GLUE SST-2) are binary sentiment
-        return cls.from_pretrained(pretrained, num_labels=2, sequence_length=dataset["max_length"])
+        return cls.from_pretrained(
+            pretrained, num_labels=2, sequence_length=dataset["max_length"], pooling=pooling
+        )
 
     def load_hf_state(self, checkpoint: dict[str, torch.Tensor], source: str = "checkpoint") -> list[str]:
         """Load Hugging Face BERT weights by name (with or without the `bert.` prefix).
