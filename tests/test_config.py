@@ -33,7 +33,12 @@ def test_runs_are_the_cross_product_without_duplicates(default):
     main = len(bert["objectives"]) * len(bert["algorithms"]) * len(bert["seeds"])
     # the ablation's joint/size/linas runs are the main experiment's, counted once
     extra = len(ablation["seeds"])  # its quant-space runs
-    assert len(runs) == main + extra
+    vision = sum(
+        len(e["objectives"]) * len(e["algorithms"]) * len(e["seeds"])
+        for name, e in default["experiments"].items()
+        if not name.startswith("bert")
+    )
+    assert len(runs) == main + extra + vision
     assert len({(r.net, r.space, r.objective, r.algorithm, r.seed) for r in runs}) == len(runs)
 
 
