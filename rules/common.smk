@@ -174,7 +174,7 @@ def references_of(net: str) -> list[str]:
     return list(SUPERNETS[net].get("references") or [])
 
 
-def reference_baselines(net: str) -> list[tuple[str, str | None, str, str]]:
+def reference_baseline_files(net: str) -> list[tuple[str, str | None, str, str]]:
     """(reference, host or None, precision, file) of every reference baseline a network's summary reads:
     FP32 and INT8 quality, and latency on each host this network's latency searches run on.
     """
@@ -200,5 +200,5 @@ def summary_inputs(wildcards) -> dict:
     }
     runs = [run_file(run, "evaluations.csv") for run in runs_of_net(net)]
     # a list, described by the summary's `references` params in the same order (names may hold "_")
-    references = [path for *_, path in reference_baselines(net)]
+    references = [path for *_, path in reference_baseline_files(net)]
     return {**baseline, **latency, "runs": runs, "references": references}

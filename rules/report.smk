@@ -21,7 +21,7 @@ rule summarize_net:
         runs=lambda wildcards: [vars(run) for run in runs_of_net(wildcards.net)],
         references=lambda wildcards: [
             [reference, host, precision]
-            for reference, host, precision, _ in reference_baselines(wildcards.net)
+            for reference, host, precision, _ in reference_baseline_files(wildcards.net)
         ],
     script:
         "../scripts/summarize_net.py"

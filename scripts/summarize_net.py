@@ -3,7 +3,13 @@ reference networks it names) and hypervolumes."""
 
 from simqnas.io import atomic_path, write_json_atomic
 from simqnas.logs import log_to
-from simqnas.summary import add_normalized_latency, baselines_table, hypervolume_table, load_evaluations
+from simqnas.summary import (
+    add_normalized_latency,
+    baselines_table,
+    hypervolume_table,
+    load_evaluations,
+    reference_files,
+)
 
 log_to(snakemake.log[0])
 quality = {precision: snakemake.input[precision] for precision in ("fp32", "int8")}
@@ -13,15 +19,7 @@ latency = {
     if name.startswith("latency_")
 }
 # params.references describes input.references file by file: (reference, host or None, precision)
-references: dict[str, tuple[dict, dict]] = {}
-for (reference, host, precision), path in zip(
-    snakemake.params.references, snakemake.input.references, strict=True
-):
-    reference_quality, reference_latency = references.setdefault(reference, ({}, {}))
-    if host is None:
-        reference_quality[precision] = path
-    else:
-        reference_latency[host, precision] = path
+references = reference_files(snakemake.params.references, snakemake.input.references)
 baselines = baselines_table(quality, latency, network=snakemake.wildcards.net, references=references)
 evaluations = add_normalized_latency(load_evaluations(snakemake.input.runs), baselines)
 hypervolume, normalization = hypervolume_table(evaluations)

@@ -81,6 +81,21 @@ def baselines_table(
     return table
 
 
+def reference_files(
+    described: Sequence[Sequence[str | None]], paths: Sequence[str | Path]
+) -> dict[str, BaselineFiles]:
+    """Reference baseline files grouped per reference network, as `baselines_table` takes them: `described`
+    says what each of `paths` is, (reference, host or None for quality, precision)."""
+    references: dict[str, BaselineFiles] = {}
+    for (reference, host, precision), path in zip(described, paths, strict=True):
+        quality, latency = references.setdefault(reference, ({}, {}))
+        if host is None:
+            quality[precision] = path
+        else:
+            latency[host, precision] = path
+    return references
+
+
 def own_baselines(baselines: pd.DataFrame) -> pd.DataFrame:
     """The network's own FP32 and all-INT8 rows (a table without a `reference` column is all its own)."""
     if "reference" not in baselines:

@@ -26,6 +26,7 @@ from simqnas.summary import (
     baselines_table,
     own_baselines,
     reference_baselines,
+    reference_files,
     reference_names,
 )
 
@@ -295,3 +296,11 @@ def test_network_figures_are_written_with_references(baselines, tmp_path: Path):
     for figure in ("fig1_accuracy_vs_size", "fig1_accuracy_vs_latency", "fig2_progression_size"):
         assert {f"{figure}.png", f"{figure}.pdf"} <= names, figure
         assert (tmp_path / "resnet" / f"{figure}.png").stat().st_size > 10_000, figure
+
+
+def test_reference_files_group_the_rule_inputs_per_reference():
+    described = [["resnet50", None, "fp32"], ["resnet50", None, "int8"], ["resnet50", "local", "int8"]]
+    paths = ["a/fp32.json", "a/int8.json", "a/latency-local/int8.json"]
+    assert reference_files(described, paths) == {
+        "resnet50": ({"fp32": "a/fp32.json", "int8": "a/int8.json"}, {("local", "int8"): paths[2]})
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -92,6 +93,27 @@ class SuperNetwork(nn.Module, ABC):
         meta = {"family": self.family, "hyperparameters": json.dumps(self.hyperparameters(), sort_keys=True)}
         with atomic_path(path) as tmp:
             save_file(state, str(tmp), metadata=meta)
+
+
+def arch_values(
+    arch: Arch, param: str, count: int, default: Any, check: Callable[[str, Any], Any]
+) -> list[Any]:
+    """The `count` values of a per-unit architecture parameter (one per layer, block, stage...): missing, it
+    is `default` for every unit; one value applies to every unit. `check(label, value)` validates each value
+    (label e.g. "arch: num_heads[2]", for one-line errors) and returns it."""
+    values = arch.get(param, [default])
+    if not isinstance(values, list | tuple) or len(values) not in (1, count):
+        raise ValueError(f"arch: {param}: expected a list of 1 or {count} values, got {values!r}")
+    checked = [check(f"arch: {param}[{i}]", value) for i, value in enumerate(values)]
+    return checked * count if len(checked) == 1 else checked
+
+
+def integer_value(label: str, value: Any) -> int:
+    """`value` as an int (numpy integers included), or an error naming it."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(f"{label}: {value!r} is not an integer") from None
 
 
 def load_named_weights(

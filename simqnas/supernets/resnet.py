@@ -22,8 +22,7 @@ the convolutions before quantization (`deployable`).
 from __future__ import annotations
 
 import logging
-import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,14 @@ from simqnas.nn.resnet import (
     make_divisible,
     recalibrate_batchnorm_,
 )
-from simqnas.supernets.base import Arch, SuperNetwork, load_named_weights, read_checkpoint
+from simqnas.supernets.base import (
+    Arch,
+    SuperNetwork,
+    arch_values,
+    integer_value,
+    load_named_weights,
+    read_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -174,20 +180,14 @@ class ResNetSuperNetwork(SuperNetwork, ResNet):
 
     @staticmethod
     def _genes(arch: Arch, param: str, count: int, choices: list[Any], integer: bool = False) -> list[Any]:
-        values = arch.get(param, [max(choices)])
-        if not isinstance(values, list | tuple) or len(values) not in (1, count):
-            raise ValueError(f"arch: {param}: expected a list of 1 or {count} values, got {values!r}")
-        checked = []
-        for i, value in enumerate(values):
+        def check(label: str, value: Any) -> Any:
             if integer:
-                try:
-                    value = operator.index(value)
-                except TypeError:
-                    raise ValueError(f"arch: {param}[{i}]: {value!r} is not an integer") from None
+                value = integer_value(label, value)
             if isinstance(value, bool) or value not in choices:
-                raise ValueError(f"arch: {param}[{i}]: {value!r} is not one of the network's {choices}")
-            checked.append(value)
-        return checked * count if len(checked) == 1 else checked
+                raise ValueError(f"{label}: {value!r} is not one of the network's {choices}")
+            return value
+
+        return arch_values(arch, param, count, max(choices), check)
 
     # -- construction ----------------------------------------------------------------------------------
 
@@ -243,7 +243,7 @@ class ResNetSuperNetwork(SuperNetwork, ResNet):
     def smallest_arch(self) -> Arch:
         return self._uniform_arch(min)
 
-    def _uniform_arch(self, pick: Any) -> Arch:
+    def _uniform_arch(self, pick: Callable[[Sequence[Any]], Any]) -> Arch:
         hp = self._hyperparameters
         stages = len(hp["base_depths"])
         return {

@@ -11,7 +11,6 @@ super-network, with `elastic=False` by `extract`), the path of its `Encoder`, an
 
 from __future__ import annotations
 
-import operator
 from typing import Any, ClassVar
 
 import torch
@@ -19,7 +18,7 @@ from torch import nn
 
 from simqnas.nn.elastic import Encoder, active_size, copy_prefix_weights
 from simqnas.nn.quantizable import quantizable_layers
-from simqnas.supernets.base import Arch, SuperNetwork
+from simqnas.supernets.base import Arch, SuperNetwork, arch_values, integer_value
 
 ARCH_PARAMS = ("num_layers", "num_heads", "ffn_size")
 
@@ -102,14 +101,6 @@ class TransformerSuperNetwork(SuperNetwork):
 
     @staticmethod
     def _genes(arch: Arch, param: str, count: int, maximum: int) -> list[int]:
-        values = arch.get(param, [maximum])
-        if not isinstance(values, list | tuple) or len(values) not in (1, count):
-            raise ValueError(f"arch: {param}: expected a list of 1 or {count} values, got {values!r}")
-        checked = []
-        for i, value in enumerate(values):
-            try:
-                value = operator.index(value)
-            except TypeError:
-                raise ValueError(f"arch: {param}[{i}]: {value!r} is not an integer") from None
-            checked.append(active_size(f"arch: {param}[{i}]", value, maximum))
-        return checked * count if len(checked) == 1 else checked
+        return arch_values(
+            arch, param, count, maximum, lambda label, v: active_size(label, integer_value(label, v), maximum)
+        )
