@@ -1,7 +1,8 @@
 """Where a workflow run's time went: Snakemake's `benchmark:` files summed per rule.
 
 The heavy rules write `results/benchmarks/<path>.tsv` (wall seconds, peak memory, CPU time of each job). This
-groups them by rule and prints, per rule, the jobs, total, mean and longest wall time, CPU time, the share
+groups them by rule (with --per-network, by network and rule: the network is the file's first directory) and
+prints, per group, the jobs, total, mean and longest wall time, CPU time, the share
 of the summed job time and the peak memory; writes OUT/rule_times.csv (OUT: --out, default benchmarks/out).
 
     .venv/bin/python benchmarks/rule_times.py --results results
@@ -40,13 +41,15 @@ def rule_of(path: Path, root: Path) -> str:
     return name.rsplit("/", 1)[-1]
 
 
-def rule_times(root: Path) -> pd.DataFrame:
-    """One row per rule: jobs, total / mean / max wall seconds, CPU seconds, peak memory (MB)."""
+def rule_times(root: Path, per_network: bool = False) -> pd.DataFrame:
+    """One row per rule (per network and rule with `per_network`): jobs, total / mean / max wall seconds,
+    CPU seconds, peak memory (MB)."""
     rows = []
     for path in sorted(root.rglob("*.tsv")):
         record = pd.read_csv(path, sep="\t").iloc[-1]
         rows.append(
             {
+                "network": path.relative_to(root).parts[0],
                 "rule": rule_of(path, root),
                 "file": str(path.relative_to(root)),
                 "s": float(record["s"]),
@@ -57,7 +60,8 @@ def rule_times(root: Path) -> pd.DataFrame:
     if not rows:
         raise SystemExit(f"{root}: no benchmark files (run the workflow first)")
     jobs = pd.DataFrame(rows)
-    table = jobs.groupby("rule").agg(
+    keys = ["network", "rule"] if per_network else ["rule"]
+    table = jobs.groupby(keys).agg(
         jobs=("s", "size"),
         total_s=("s", "sum"),
         mean_s=("s", "mean"),
@@ -66,20 +70,33 @@ def rule_times(root: Path) -> pd.DataFrame:
         peak_rss_mb=("max_rss", "max"),
     )
     table["share"] = table["total_s"] / table["total_s"].sum()
-    return table.sort_values("total_s", ascending=False).reset_index()
+    table = table.reset_index()
+    if per_network:
+        # networks in order of their total time, rules by time within each
+        network_total = table.groupby("network")["total_s"].transform("sum")
+        order = table.assign(network_total=network_total).sort_values(
+            ["network_total", "network", "total_s"], ascending=False
+        )
+        return order.drop(columns="network_total").reset_index(drop=True)
+    return table.sort_values("total_s", ascending=False).reset_index(drop=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    parser.add_argument("--per-network", action="store_true", help="group by network and rule")
     args = parser.parse_args()
-    table = rule_times(args.results / "benchmarks")
+    table = rule_times(args.results / "benchmarks", per_network=args.per_network)
     total = table["total_s"].sum()
     print(table.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     print(f"\nsummed job wall time: {total:.0f} s ({total / 3600:.2f} h) over {table['jobs'].sum()} jobs")
+    if args.per_network:
+        networks = table.groupby("network")[["jobs", "total_s"]].sum().sort_values("total_s", ascending=False)
+        print("\n" + networks.to_string(float_format=lambda x: f"{x:.0f}"))
     args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "rule_times.csv", index=False)
+    name = "rule_times_per_network.csv" if args.per_network else "rule_times.csv"
+    table.to_csv(args.out / name, index=False)
 
 
 if __name__ == "__main__":
