@@ -190,6 +190,11 @@ def reference_baseline_files(net: str) -> list[tuple[str, str | None, str, str]]
     return files
 
 
+def reference_descriptions(net: str) -> list[list[str | None]]:
+    """[reference, host or None, precision] of each file in `summary_inputs`' `references`, in its order."""
+    return [[name, host, p] for name, host, p, _ in reference_baseline_files(net)]
+
+
 def summary_inputs(wildcards) -> dict:
     net = wildcards.net
     baseline = {p: f"results/{net}/baseline/{p}.json" for p in ("fp32", "int8")}

@@ -19,10 +19,7 @@ rule summarize_net:
         runtime=10,
     params:
         runs=lambda wildcards: [vars(run) for run in runs_of_net(wildcards.net)],
-        references=lambda wildcards: [
-            [reference, host, precision]
-            for reference, host, precision, _ in reference_baseline_files(wildcards.net)
-        ],
+        references=lambda wildcards: reference_descriptions(wildcards.net),
     script:
         "../scripts/summarize_net.py"
 
