@@ -1,4 +1,14 @@
-"""Batch-1 CPU latency as LINAS measures it (warm-up, many timed runs, 5%..95% trimmed mean), and the host.
+"""Batch-1 CPU latency that survives a busy machine: warm-up, many timed runs, robust statistics, a stability
+gate that re-measures (interleaved with the reference the latency is normalized by), and the host.
+
+The reported latency is the **median** of the timed runs, with the interquartile range (IQR, p25..p75) as its
+spread: a disturbance (another process, a preemption, frequency drops) that hits fewer than half of the runs
+cannot move the median outside the undisturbed runs' range, while a 5% trimmed mean (LINAS's statistic, kept
+as `mean` for provenance) follows any disturbance that hits more than 5% of them. A measurement whose
+relative IQR (IQR / median) exceeds the host's `stability.max_relative_iqr` is measured again, up to
+`stability.max_attempts` times, alternating blocks of candidate and reference runs so that a disturbance
+hits both; one that stays above the threshold is recorded as unstable (`GatedLatency.stable`), and the
+summaries leave it out of fronts, hypervolumes and headline claims (docs/latency.md).
 
 Every latency record carries `host_info()`: latencies are only comparable on the same CPU, thread count and
 software, and normalized latency divides by the all-INT8 baseline measured on the same host. Under SLURM it
@@ -15,7 +25,8 @@ import socket
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,10 +46,21 @@ ISA_FLAGS = (
     "amx_bf16",
 )
 
+#: the stability gate's defaults (config: `hosts.<name>.stability`; docs/latency.md says why these)
+DEFAULT_MAX_RELATIVE_IQR = 0.1
+DEFAULT_MAX_ATTEMPTS = 3
+#: timed runs per block when a candidate and its reference alternate
+BLOCK_RUNS = 10
+
+Model = Callable[..., Any]
+Inputs = tuple[torch.Tensor, ...]
+
 
 @dataclass(frozen=True)
 class LatencyStats:
-    """Milliseconds; `mean` is the trimmed mean (LINAS's statistic), the rest describe the spread."""
+    """Milliseconds. `median` is the reported latency (`reported`), `p25`..`p75` (IQR) and `mad` (median
+    absolute deviation) its robust spread; `mean` (the trimmed mean LINAS reports), `std`, `p5`, `p95` and
+    `min` are kept for provenance."""
 
     mean: float
     median: float
@@ -49,9 +71,47 @@ class LatencyStats:
     n: int
     trim: float
     threads: int
+    p25: float
+    p75: float
+    mad: float
+
+    @property
+    def reported(self) -> float:
+        """The latency the results report: the median of the timed runs."""
+        return self.median
+
+    @property
+    def iqr(self) -> float:
+        return self.p75 - self.p25
+
+    @property
+    def relative_iqr(self) -> float:
+        """IQR / median: the spread the stability gate judges (0 for identical runs)."""
+        return self.iqr / self.median if self.median > 0 else math.inf
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> LatencyStats:
+        """Statistics as `to_dict` stored them (other keys, e.g. the measuring method, are ignored)."""
+        return cls(**{name: record[name] for name in cls.__dataclass_fields__})
+
+    def columns(self, prefix: str = "latency") -> dict[str, Any]:
+        """Table columns: `{prefix}_ms` is the reported latency (median); the spread and provenance follow."""
+        return {
+            f"{prefix}_ms": self.reported,
+            f"{prefix}_iqr_ms": self.iqr,
+            f"{prefix}_relative_iqr": self.relative_iqr,
+            f"{prefix}_mad_ms": self.mad,
+            f"{prefix}_p5_ms": self.p5,
+            f"{prefix}_p25_ms": self.p25,
+            f"{prefix}_p75_ms": self.p75,
+            f"{prefix}_p95_ms": self.p95,
+            f"{prefix}_mean_ms": self.mean,
+            f"{prefix}_std_ms": self.std,
+            f"{prefix}_runs": self.n,
+        }
 
 
 def _percentile(ordered: Sequence[float], q: float) -> float:
@@ -63,7 +123,8 @@ def _percentile(ordered: Sequence[float], q: float) -> float:
 
 
 def summarize(times_ms: Sequence[float], *, trim: float, threads: int) -> LatencyStats:
-    """Statistics of timed runs: mean over the runs ranked within [trim, 1 - trim] (both ends cut)."""
+    """Statistics of timed runs: median, quartiles and MAD; mean over the runs ranked within
+    [trim, 1 - trim] (both ends cut)."""
     if not times_ms:
         raise ValueError("latency: no timed runs")
     if not 0 <= trim < 0.5:
@@ -71,9 +132,10 @@ def summarize(times_ms: Sequence[float], *, trim: float, threads: int) -> Latenc
     ordered = sorted(times_ms)
     cut = math.floor(len(ordered) * trim)
     kept = ordered[cut : len(ordered) - cut]
+    median = statistics.median(ordered)
     return LatencyStats(
         mean=statistics.fmean(kept),
-        median=statistics.median(ordered),
+        median=median,
         std=statistics.pstdev(ordered),
         p5=_percentile(ordered, 0.05),
         p95=_percentile(ordered, 0.95),
@@ -81,12 +143,42 @@ def summarize(times_ms: Sequence[float], *, trim: float, threads: int) -> Latenc
         n=len(ordered),
         trim=trim,
         threads=threads,
+        p25=_percentile(ordered, 0.25),
+        p75=_percentile(ordered, 0.75),
+        mad=statistics.median(abs(t - median) for t in ordered),
     )
 
 
+def _check_counts(warmup: int, runs: int, threads: int) -> None:
+    if warmup < 0 or runs < 1 or threads < 1:
+        raise ValueError(f"latency: warmup {warmup}, runs {runs}, threads {threads}: need >= 0, >= 1, >= 1")
+
+
+@contextmanager
+def _timing(threads: int) -> Iterator[None]:
+    """Inference mode (as deployed) on `threads` threads; the previous thread count is restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _timed_passes(model: Model, inputs: Inputs, runs: int) -> list[float]:
+    """Milliseconds of `runs` consecutive forward passes."""
+    times_ms = []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        model(*inputs)
+        times_ms.append((time.perf_counter_ns() - start) / 1e6)
+    return times_ms
+
+
 def measure_latency(
-    model: Callable[..., Any],
-    inputs: tuple[torch.Tensor, ...],
+    model: Model,
+    inputs: Inputs,
     *,
     warmup: int,
     runs: int,
@@ -96,24 +188,192 @@ def measure_latency(
     """Time `runs` forward passes of `model(*inputs)` after `warmup` untimed ones, on `threads` threads.
 
     The thread count is set for the measurement and restored afterwards; passes run under inference mode,
-    as deployed.
+    as deployed. One measurement, no gate: `measure_latency_gated` re-measures an unstable one.
     """
-    if warmup < 0 or runs < 1 or threads < 1:
-        raise ValueError(f"latency: warmup {warmup}, runs {runs}, threads {threads}: need >= 0, >= 1, >= 1")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.inference_mode():
-            for _ in range(warmup):
-                model(*inputs)
-            times_ms = []
-            for _ in range(runs):
-                start = time.perf_counter_ns()
-                model(*inputs)
-                times_ms.append((time.perf_counter_ns() - start) / 1e6)
-    finally:
-        torch.set_num_threads(previous)
+    _check_counts(warmup, runs, threads)
+    with _timing(threads):
+        (times_ms,) = _measurement([(model, inputs)], warmup, runs, BLOCK_RUNS)
     return summarize(times_ms, trim=trim, threads=threads)
+
+
+def load_average() -> tuple[float, float, float]:
+    """The machine's 1-, 5- and 15-minute load averages (NaN where the OS does not report them); compare
+    with `host_info()["usable_cpus"]`: above it, runnable work waits for a core."""
+    try:
+        return os.getloadavg()
+    except (AttributeError, OSError):
+        return (math.nan, math.nan, math.nan)
+
+
+@dataclass(frozen=True)
+class StabilityGate:
+    """A measurement is stable when its relative IQR (IQR / median) is at most `max_relative_spread`; an
+    unstable one is measured again, `max_attempts` measurements in all."""
+
+    max_relative_spread: float = DEFAULT_MAX_RELATIVE_IQR
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+
+    def __post_init__(self) -> None:
+        if not self.max_relative_spread > 0 or self.max_attempts < 1:
+            raise ValueError(
+                f"latency stability: max_relative_iqr {self.max_relative_spread} must be > 0 and "
+                f"max_attempts {self.max_attempts} >= 1"
+            )
+
+    @classmethod
+    def from_config(cls, host: Mapping[str, Any]) -> StabilityGate:
+        """The gate of a host profile (`hosts.<name>` in the config; its `stability` keys are optional)."""
+        spec = host.get("stability") or {}
+        return cls(
+            spec.get("max_relative_iqr", DEFAULT_MAX_RELATIVE_IQR),
+            spec.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
+        )
+
+    def passes(self, *stats: LatencyStats) -> bool:
+        """Whether every one of `stats` (a candidate's, and its reference's) is within the gate."""
+        return all(s.relative_iqr <= self.max_relative_spread for s in stats)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_relative_iqr": self.max_relative_spread, "max_attempts": self.max_attempts}
+
+
+@dataclass(frozen=True)
+class GatedLatency:
+    """A gated measurement: the candidate's statistics, the reference's from the same interleaved rounds
+    (None without a reference), how many measurements it took and the largest relative IQR of each
+    (`spreads`), whether it passed the gate, and the load averages (1, 5, 15 min) before and after."""
+
+    stats: LatencyStats
+    reference: LatencyStats | None
+    attempts: int
+    stable: bool
+    gate: StabilityGate
+    spreads: tuple[float, ...]
+    load_start: tuple[float, float, float]
+    load_end: tuple[float, float, float]
+
+    @property
+    def reference_ratio(self) -> float:
+        """Candidate / reference median from the same rounds (NaN without a reference)."""
+        return self.stats.reported / self.reference.reported if self.reference else math.nan
+
+    def columns(self, prefix: str = "latency") -> dict[str, Any]:
+        """The table columns a latency job writes: the candidate's statistics (`LatencyStats.columns`), then
+        `{prefix}_stable`, `{prefix}_attempts`, the reference's median, IQR and the candidate / reference
+        ratio from the same rounds (NaN without a reference), and the 1-minute load average before and
+        after."""
+        reference = self.reference
+        return {
+            **self.stats.columns(prefix),
+            f"{prefix}_stable": self.stable,
+            f"{prefix}_attempts": self.attempts,
+            f"{prefix}_reference_ms": reference.reported if reference else math.nan,
+            f"{prefix}_reference_iqr_ms": reference.iqr if reference else math.nan,
+            f"{prefix}_reference_ratio": self.reference_ratio,
+            f"{prefix}_load_start": self.load_start[0],
+            f"{prefix}_load_end": self.load_end[0],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record (`from_dict` reads it back)."""
+        return {
+            "stats": self.stats.to_dict(),
+            "reference": self.reference.to_dict() if self.reference else None,
+            "attempts": self.attempts,
+            "stable": self.stable,
+            "gate": self.gate.to_dict(),
+            "spreads": list(self.spreads),
+            "load_start": list(self.load_start),
+            "load_end": list(self.load_end),
+        }
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> GatedLatency:
+        reference = record["reference"]
+        return cls(
+            stats=LatencyStats.from_dict(record["stats"]),
+            reference=LatencyStats.from_dict(reference) if reference else None,
+            attempts=record["attempts"],
+            stable=record["stable"],
+            gate=StabilityGate.from_config({"stability": record["gate"]}),
+            spreads=tuple(record["spreads"]),
+            load_start=tuple(record["load_start"]),
+            load_end=tuple(record["load_end"]),
+        )
+
+
+def _measurement(
+    networks: Sequence[tuple[Model, Inputs]], warmup: int, runs: int, block: int
+) -> list[list[float]]:
+    """`runs` timed passes of each (model, inputs) after `warmup` untimed ones of each. Several networks
+    alternate in blocks of `block` runs, each block after one untimed pass, so that no network pays for
+    another having evicted its weights from the caches; one network runs straight through."""
+    for _ in range(warmup):
+        for model, inputs in networks:
+            model(*inputs)
+    if len(networks) == 1:
+        model, inputs = networks[0]
+        return [_timed_passes(model, inputs, runs)]
+    times: list[list[float]] = [[] for _ in networks]
+    for start in range(0, runs, block):
+        for timed, (model, inputs) in zip(times, networks, strict=True):
+            model(*inputs)
+            timed += _timed_passes(model, inputs, min(block, runs - start))
+    return times
+
+
+def measure_latency_gated(
+    model: Model,
+    inputs: Inputs,
+    *,
+    warmup: int,
+    runs: int,
+    threads: int,
+    trim: float = 0.05,
+    gate: StabilityGate,
+    reference: Model | None = None,
+    reference_inputs: Inputs | None = None,
+    block: int = BLOCK_RUNS,
+) -> GatedLatency:
+    """Measure `model(*inputs)` as `measure_latency` does, through the stability gate.
+
+    With a `reference` (the all-INT8 network the latency is normalized by; `reference_inputs` default to
+    `inputs`) every measurement times both, alternating blocks of `block` runs, so that a disturbance hits
+    both and their ratio holds. A measurement passes when the candidate's relative IQR (and the
+    reference's) is within the gate; otherwise it is repeated, up to `gate.max_attempts` measurements.
+    The result holds the first one that passed, or, when none did, the least unstable one (smallest
+    largest relative IQR) with `stable=False`.
+    """
+    _check_counts(warmup, runs, threads)
+    if block < 1:
+        raise ValueError(f"latency: block {block}: need >= 1")
+    networks = [(model, inputs)]
+    if reference is not None:
+        networks.append((reference, inputs if reference_inputs is None else reference_inputs))
+    load_start = load_average()
+    measured: list[list[LatencyStats]] = []
+    with _timing(threads):
+        while len(measured) < gate.max_attempts:
+            times = _measurement(networks, warmup, runs, block)
+            measured.append([summarize(t, trim=trim, threads=threads) for t in times])
+            if gate.passes(*measured[-1]):
+                break
+    stable = gate.passes(*measured[-1])
+    final = measured[-1] if stable else min(measured, key=_worst_relative_iqr)
+    return GatedLatency(
+        stats=final[0],
+        reference=final[1] if reference else None,
+        attempts=len(measured),
+        stable=stable,
+        gate=gate,
+        spreads=tuple(_worst_relative_iqr(m) for m in measured),
+        load_start=load_start,
+        load_end=load_average(),
+    )
+
+
+def _worst_relative_iqr(measurement: Sequence[LatencyStats]) -> float:
+    return max(stats.relative_iqr for stats in measurement)
 
 
 def _cpuinfo() -> dict[str, str]:
