@@ -9,6 +9,7 @@ rule summarize_net:
         baselines="results/{net}/summary/baselines.csv",
         hypervolume="results/{net}/summary/hypervolume.csv",
         normalization="results/{net}/summary/normalization.json",
+        unstable_latency="results/{net}/summary/unstable_latency.csv",
     log:
         "results/logs/{net}/summarize.log",
     conda:

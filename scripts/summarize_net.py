@@ -1,5 +1,7 @@
 """Rule summarize_net: tidy tables of every search of a super-network, its baselines (and those of the
-reference networks it names) and hypervolumes."""
+reference networks it names) and hypervolumes; evaluations with an unstable latency are listed apart."""
+
+import logging
 
 from simqnas.io import atomic_path, write_json_atomic
 from simqnas.logs import log_to
@@ -9,6 +11,7 @@ from simqnas.summary import (
     hypervolume_table,
     load_evaluations,
     reference_files,
+    split_unstable_latency,
 )
 
 log_to(snakemake.log[0])
@@ -23,8 +26,16 @@ references = reference_files(snakemake.params.references, snakemake.input.refere
 baselines = baselines_table(quality, latency, network=snakemake.wildcards.net, references=references)
 evaluations = add_normalized_latency(load_evaluations(snakemake.input.runs), baselines)
 hypervolume, normalization = hypervolume_table(evaluations)
+evaluations, unstable = split_unstable_latency(evaluations)
+if len(unstable):
+    logging.warning(
+        "%d evaluations with an unstable latency left out of fronts, hypervolumes and claims: %s",
+        len(unstable),
+        snakemake.output.unstable_latency,
+    )
 for frame, path in (
     (evaluations, snakemake.output.evaluations),
+    (unstable, snakemake.output.unstable_latency),
     (baselines, snakemake.output.baselines),
     (hypervolume, snakemake.output.hypervolume),
 ):

@@ -3,7 +3,10 @@
 Everything downstream (tables, figures) reads these CSVs, so a figure can be regenerated from files alone.
 Normalized latency = latency / all-INT8 baseline latency on the same host. The baselines table also holds
 the baselines of the fixed reference networks a super-network names (`references:`), normalized by the
-super-network's own all-INT8 latency.
+super-network's own all-INT8 latency. Evaluations whose latency the stability gate left unstable
+(`latency_stable` False, simqnas.latency) are listed apart (`split_unstable_latency`) and kept out of the
+evaluations table, hence out of every front, hypervolume, headline claim and figure drawn from it; in the
+hypervolume progression they still spend an evaluation of the budget.
 """
 
 from __future__ import annotations
@@ -131,6 +134,20 @@ def add_normalized_latency(evaluations: pd.DataFrame, baselines: pd.DataFrame) -
     return frame
 
 
+def unstable_latency(evaluations: pd.DataFrame) -> pd.Series:
+    """Rows whose latency the stability gate left unstable: `latency_stable` False (a table without the
+    column, or a row that measured no latency, counts as stable)."""
+    if "latency_stable" not in evaluations:
+        return pd.Series(False, index=evaluations.index)
+    return evaluations["latency_stable"].astype(str).str.strip().str.lower().eq("false")
+
+
+def split_unstable_latency(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(evaluations with a stable or no latency, evaluations with an unstable latency)."""
+    unstable = unstable_latency(evaluations)
+    return evaluations[~unstable], evaluations[unstable]
+
+
 def experiment_normalization(frame: pd.DataFrame, objective: str) -> Normalization:
     """Fixed bounds per experiment (all algorithms and seeds pooled), so their hypervolumes compare."""
     cost = COST_COLUMN[objective]
@@ -138,11 +155,12 @@ def experiment_normalization(frame: pd.DataFrame, objective: str) -> Normalizati
 
 
 def hypervolume_table(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Hypervolume after every evaluation of every run, and the normalization of each experiment."""
+    """Hypervolume after every evaluation of every run, and the normalization of each experiment. An
+    evaluation with an unstable latency counts as an evaluation but adds no point (nor bound)."""
     rows, normalizations = [], {}
     for (space, objective), experiment in evaluations.groupby(["space", "objective"]):
         cost = COST_COLUMN[objective]
-        normalization = experiment_normalization(experiment, objective)
+        normalization = experiment_normalization(split_unstable_latency(experiment)[0], objective)
         normalizations[f"{space}-{objective}"] = {
             **normalization.to_dict(),
             "columns": ["accuracy", cost],
@@ -150,9 +168,12 @@ def hypervolume_table(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, dict[str
         }
         for (algorithm, seed), run in experiment.groupby(["algorithm", "seed"]):
             run = run.sort_values("evaluation")
-            progression = hypervolume_progression(
-                run[["accuracy", cost]].to_numpy(dtype=float), (True, False), normalization
+            counted = ~unstable_latency(run).to_numpy()
+            hypervolumes = hypervolume_progression(
+                run.loc[counted, ["accuracy", cost]].to_numpy(dtype=float), (True, False), normalization
             )
+            # after an excluded evaluation the hypervolume stays that of the evaluations before it
+            progression = np.concatenate([[0.0], hypervolumes])[np.cumsum(counted)]
             rows += [
                 {
                     "space": space,
