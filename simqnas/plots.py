@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -26,6 +27,8 @@ BASELINE_STYLE = {
 #: fixed reference networks (`references:`): a colour each, in config order; the marker says the precision
 REFERENCE_COLOURS = ("tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:pink", "tab:gray")
 REFERENCE_MARKER = {"int8": "D", "fp32": "X"}
+#: the spread drawn around a front point's latency: the interquartile range of its timed runs
+LATENCY_SPREAD = ("latency_p25_ms", "latency_p75_ms")
 
 
 def save(figure: plt.Figure, out_dir: Path, name: str) -> list[Path]:
@@ -42,6 +45,34 @@ def save(figure: plt.Figure, out_dir: Path, name: str) -> list[Path]:
 def front_of(points: pd.DataFrame, cost: str) -> pd.DataFrame:
     mask = pareto_front_mask(points[["accuracy", cost]].to_numpy(dtype=float), (True, False))
     return points[mask].sort_values(cost)
+
+
+def latency_spread(points: pd.DataFrame) -> np.ndarray | None:
+    """Horizontal error bars (2, n) of points on the normalized-latency axis: the interquartile range of
+    each point's timed runs (`latency_p25_ms`..`latency_p75_ms`), scaled like the point (divided by the same
+    all-INT8 baseline); None for a table without quartiles (written before they were recorded)."""
+    if not {*LATENCY_SPREAD, "latency_ms", "normalized_latency"} <= set(points.columns):
+        return None
+    scale = points["normalized_latency"] / points["latency_ms"]
+    below = (points["latency_ms"] - points[LATENCY_SPREAD[0]]) * scale
+    above = (points[LATENCY_SPREAD[1]] - points["latency_ms"]) * scale
+    return np.nan_to_num(np.vstack([below, above]).astype(float), nan=0.0).clip(min=0.0)
+
+
+def _spread_bars(ax: plt.Axes, points: pd.DataFrame, cost: str, colour: Any) -> None:
+    """Each point's latency IQR as a horizontal error bar (nothing on the size axis or without quartiles)."""
+    spread = latency_spread(points) if cost == "normalized_latency" else None
+    if spread is not None and len(points):
+        ax.errorbar(
+            points[cost],
+            points["accuracy"] * 100,
+            xerr=spread,
+            fmt="none",
+            ecolor=colour,
+            elinewidth=0.9,
+            capsize=2,
+            zorder=4,
+        )
 
 
 def _baseline_rows(rows: pd.DataFrame, precision: str, objective: str, host: str | None) -> pd.DataFrame:
@@ -83,7 +114,8 @@ def accuracy_vs_cost(
     evaluations: pd.DataFrame, baselines: pd.DataFrame, objective: str, title: str, space: str = "joint"
 ) -> plt.Figure:
     """Fig 1: every evaluated point faded, the LINAS Pareto front, the INT8 and FP32 baselines, and each
-    reference network's all-INT8 point (Fig 1d/1h: ResNet50/101/152 shapes against OFA-ResNet)."""
+    reference network's all-INT8 point (Fig 1d/1h: ResNet50/101/152 shapes against OFA-ResNet). On latency,
+    each front point carries its latency IQR as a horizontal error bar."""
     cost = COST_COLUMN[objective]
     points = evaluations[(evaluations["objective"] == objective) & (evaluations["space"] == space)]
     figure, ax = plt.subplots(figsize=(5.5, 4))
@@ -95,6 +127,7 @@ def accuracy_vs_cost(
         front = front_of(linas, cost)
         ax.step(front[cost], front["accuracy"] * 100, where="post", color="tab:blue", lw=1.5)
         ax.scatter(front[cost], front["accuracy"] * 100, color="tab:blue", s=30, label="LINAS Pareto front")
+        _spread_bars(ax, front, cost, "tab:blue")
     host = _search_host(points, objective)
     _baseline_points(ax, baselines, objective, host)
     _reference_points(ax, baselines, objective, host, "int8")
@@ -115,7 +148,8 @@ def search_progression(
 ) -> plt.Figure:
     """Fig 2a/2b: LINAS evaluations coloured by evaluation index, with the FP32 baseline (on the latency
     objective: measured on the search's host) and each reference network's FP32 point (Fig 2b; size only,
-    a reference's latency is measured all-INT8)."""
+    a reference's latency is measured all-INT8). On latency, the points on the front of those shown carry
+    their latency IQR."""
     cost = COST_COLUMN[objective]
     points = evaluations[
         (evaluations["objective"] == objective)
@@ -127,6 +161,7 @@ def search_progression(
         points[cost], points["accuracy"] * 100, c=points["evaluation"], cmap="viridis", s=20, alpha=0.85
     )
     figure.colorbar(scatter, ax=ax, label="evaluation index")
+    _spread_bars(ax, front_of(points, cost), cost, "black")
     host = _search_host(points, objective)
     _baseline_points(ax, baselines[baselines["baseline"] == "fp32"], objective, host)
     _reference_points(ax, baselines, objective, host, "fp32")
@@ -193,7 +228,8 @@ def network_figures(
 
 def host_latency_front(hosts: pd.DataFrame, title: str) -> plt.Figure:
     """The final LINAS latency front measured on every host profile: accuracy vs latency normalized by each
-    host's own all-INT8 baseline (one colour per host, each host's front as a step line), and each member's
+    host's own all-INT8 baseline (one colour per host, each host's front as a step line, its points with
+    their latency IQR where the table has quartiles), and each member's
     latency rank per host (a line per network; crossing lines are networks that swap places)."""
     order = sorted(hosts["host"].unique())
     palette = dict(zip(order, sns.color_palette("colorblind", len(order)), strict=True))
@@ -217,6 +253,7 @@ def host_latency_front(hosts: pd.DataFrame, title: str) -> plt.Figure:
         left.step(
             front["normalized_latency"], front["accuracy"] * 100, where="post", color=palette[host], lw=1.2
         )
+        _spread_bars(left, front, "normalized_latency", palette[host])
     left.axvline(1.0, color="tab:red", ls=":", lw=1, label="all-INT8 super-network (each host)")
     left.set(xlabel=COST_LABEL["latency"], ylabel="accuracy (%)", title=title)
     left.legend(fontsize=7, loc="best")

@@ -135,11 +135,12 @@ def add_normalized_latency(evaluations: pd.DataFrame, baselines: pd.DataFrame) -
 
 
 def unstable_latency(evaluations: pd.DataFrame) -> pd.Series:
-    """Rows whose latency the stability gate left unstable: `latency_stable` False (a table without the
-    column, or a row that measured no latency, counts as stable)."""
+    """Rows whose latency the stability gate left unstable: `latency_stable` False (or 0, as a column that
+    mixes it with empty cells reads back); a table without the column, or a row that measured no latency,
+    counts as stable."""
     if "latency_stable" not in evaluations:
         return pd.Series(False, index=evaluations.index)
-    return evaluations["latency_stable"].astype(str).str.strip().str.lower().eq("false")
+    return evaluations["latency_stable"].astype(str).str.strip().str.lower().isin(["false", "0", "0.0"])
 
 
 def split_unstable_latency(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -1,14 +1,39 @@
-"""simqnas.latency: trimmed statistics on known timings, a known workload, the host record."""
+"""simqnas.latency: robust statistics on known timings, known workloads through the stability gate, the
+host record; the summaries and figures that leave unstable latencies out and draw the spread.
+
+(tests/test_latency_disturbed.py times a compiled model while other processes load its core.)
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import random
 import time
+from collections.abc import Callable
 
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from simqnas.latency import host_info, measure_latency, parse_node_features, slurm_node, summarize
+from simqnas.latency import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_RELATIVE_IQR,
+    GatedLatency,
+    LatencyStats,
+    StabilityGate,
+    host_info,
+    load_average,
+    measure_latency,
+    measure_latency_gated,
+    parse_node_features,
+    slurm_node,
+    summarize,
+)
+from simqnas.plots import accuracy_vs_cost, latency_spread, search_progression
+from simqnas.summary import hypervolume_table, split_unstable_latency
 
 
 def test_summary_of_a_known_timing_list_trims_both_ends() -> None:
@@ -24,6 +49,36 @@ def test_summary_of_a_known_timing_list_trims_both_ends() -> None:
     assert stats.min == -1e6
     assert (stats.n, stats.threads, stats.trim) == (100, 2, 0.05)
     assert stats.std > 1e5  # the spread is reported untrimmed
+    # the robust spread: quartiles, IQR, MAD; the two wild runs move none of them
+    assert (stats.p25, stats.p75) == (pytest.approx(24.75), pytest.approx(74.25))
+    assert stats.iqr == pytest.approx(49.5) and stats.relative_iqr == pytest.approx(1.0)
+    assert stats.mad == pytest.approx(25.0)
+    assert stats.reported == stats.median
+
+
+def test_the_median_holds_where_the_trimmed_mean_follows_a_disturbance() -> None:
+    # 30 of 200 runs disturbed (15%, beyond the 5% trim): the mean moves 10x, the median not at all
+    times = [1.0 + 0.001 * i for i in range(170)] + [100.0] * 30
+    stats = summarize(times, trim=0.05, threads=1)
+    assert stats.mean > 10
+    assert stats.median == pytest.approx(1.0995)
+    assert stats.relative_iqr < 0.2  # the quartiles still lie among the undisturbed runs
+
+
+def test_columns_name_the_reported_latency_and_its_spread() -> None:
+    stats = summarize([1.0, 2.0, 3.0, 4.0, 10.0], trim=0.0, threads=1)
+    columns = stats.columns()
+    assert columns["latency_ms"] == 3.0  # the median, not the mean (4.0)
+    assert columns["latency_mean_ms"] == 4.0
+    assert (columns["latency_p25_ms"], columns["latency_p75_ms"], columns["latency_iqr_ms"]) == (
+        2.0,
+        4.0,
+        2.0,
+    )
+    assert columns["latency_relative_iqr"] == pytest.approx(2 / 3)
+    assert columns["latency_runs"] == 5
+    assert set(stats.columns("search_latency")) == {f"search_{name}" for name in columns}
+    assert LatencyStats.from_dict({**stats.to_dict(), "method": "compiled"}) == stats
 
 
 def test_no_trim_is_the_plain_mean_and_small_samples_keep_everything() -> None:
@@ -58,6 +113,120 @@ def test_a_matmul_takes_longer_than_a_smaller_one() -> None:
     slow = measure_latency(torch.mm, (big, big), warmup=2, runs=30, threads=1)
     fast = measure_latency(torch.mm, (small, small), warmup=2, runs=30, threads=1)
     assert slow.median > fast.median
+
+
+# ------------------------------------------------------------------------------ the stability gate
+
+
+def sleeper(milliseconds: Callable[[int], float]) -> Callable[[torch.Tensor], None]:
+    """A workload whose i-th call sleeps `milliseconds(i)` (sleeps hold on a busy machine: no CPU needed)."""
+    calls = [0]
+
+    def workload(x: torch.Tensor) -> None:
+        time.sleep(milliseconds(calls[0]) / 1000)
+        calls[0] += 1
+
+    return workload
+
+
+X = (torch.zeros(1),)
+GATE = StabilityGate(max_relative_spread=0.5, max_attempts=3)
+
+
+def test_the_gate_comes_from_the_host_profile_with_defaults() -> None:
+    assert StabilityGate.from_config({"threads": 2}) == StabilityGate(
+        DEFAULT_MAX_RELATIVE_IQR, DEFAULT_MAX_ATTEMPTS
+    )
+    gate = StabilityGate.from_config(
+        {"threads": 2, "stability": {"max_relative_iqr": 0.05, "max_attempts": 5}}
+    )
+    assert (gate.max_relative_spread, gate.max_attempts) == (0.05, 5)
+    with pytest.raises(ValueError, match="max_attempts 0"):
+        StabilityGate.from_config({"stability": {"max_attempts": 0}})
+
+
+def test_a_steady_workload_passes_the_gate_at_once() -> None:
+    result = measure_latency_gated(sleeper(lambda i: 2.0), X, warmup=2, runs=20, threads=1, gate=GATE)
+    assert result.stable and result.attempts == 1 and len(result.spreads) == 1
+    assert 2.0 <= result.stats.reported < 50 and result.reference is None
+    assert math.isnan(result.reference_ratio)
+
+
+def test_a_bimodal_workload_is_measured_again_then_flagged_unstable() -> None:
+    # every other run 6x slower: the IQR spans both modes in every measurement
+    result = measure_latency_gated(
+        sleeper(lambda i: 1.0 if i % 2 else 6.0), X, warmup=2, runs=20, threads=1, gate=GATE
+    )
+    assert not result.stable
+    assert result.attempts == GATE.max_attempts == len(result.spreads)
+    assert min(result.spreads) > GATE.max_relative_spread
+    assert result.stats.relative_iqr == min(result.spreads)  # the least unstable one is kept
+    columns = result.columns()
+    assert columns["latency_stable"] is False and columns["latency_attempts"] == 3
+
+
+def test_a_disturbance_that_passes_is_measured_again_until_stable() -> None:
+    # the first measurement (2 warm-up + 20 timed calls) is bimodal, the next one steady
+    result = measure_latency_gated(
+        sleeper(lambda i: 1.0 if i >= 22 or i % 2 else 6.0), X, warmup=2, runs=20, threads=1, gate=GATE
+    )
+    assert result.stable and result.attempts == 2
+    assert result.spreads[0] > GATE.max_relative_spread >= result.spreads[1]
+    assert result.stats.reported < 3.0
+
+
+def test_the_reference_is_timed_in_alternating_blocks_and_gated_too() -> None:
+    order: list[str] = []
+
+    def network(name: str, milliseconds: Callable[[int], float]) -> Callable[[torch.Tensor], None]:
+        sleep = sleeper(milliseconds)
+
+        def workload(x: torch.Tensor) -> None:
+            order.append(name)
+            sleep(x)
+
+        return workload
+
+    candidate = network("c", lambda i: 1.0)
+    reference = network("r", lambda i: 3.0)
+    result = measure_latency_gated(
+        candidate, X, reference=reference, warmup=2, runs=25, threads=1, gate=GATE, block=10
+    )
+    # warm-up pairs, then blocks of 10, 10 and 5 timed runs, each after one untimed pass
+    blocks = "".join(name * (count + 1) for count in (10, 10, 5) for name in "cr")
+    assert "".join(order) == "crcr" + blocks
+    assert result.stable and result.reference is not None and result.reference.n == 25
+    assert 0.2 < result.reference_ratio < 0.5  # 1 ms against 3 ms (sleeps overshoot a little)
+    # an unstable reference makes the measurement unstable: the ratio would not hold
+    order.clear()
+    bimodal = network("r", lambda i: 1.0 if i % 2 else 6.0)
+    flagged = measure_latency_gated(
+        network("c", lambda i: 1.0), X, reference=bimodal, warmup=0, runs=10, threads=1, gate=GATE
+    )
+    assert not flagged.stable and flagged.attempts == 3 and flagged.stats.relative_iqr < 0.5
+
+
+def test_a_gated_measurement_round_trips_through_json() -> None:
+    result = measure_latency_gated(
+        sleeper(lambda i: 1.0), X, reference=sleeper(lambda i: 2.0), warmup=1, runs=10, threads=1, gate=GATE
+    )
+    again = GatedLatency.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again == result
+    columns = again.columns()
+    assert columns["latency_reference_ms"] == result.reference.median
+    assert columns["latency_load_start"] == result.load_start[0]
+    assert set(columns) >= {
+        "latency_ms",
+        "latency_iqr_ms",
+        "latency_p5_ms",
+        "latency_p95_ms",
+        "latency_stable",
+    }
+
+
+def test_load_average_is_the_machines() -> None:
+    loads = load_average()
+    assert len(loads) == 3 and all(load >= 0 for load in loads)
 
 
 def test_host_info_names_the_machine_and_software() -> None:
@@ -100,3 +269,71 @@ def test_a_node_slurm_does_not_know_has_unknown_features(monkeypatch: pytest.Mon
     node = slurm_node()
     assert node is not None and node["node"] == "no-such-node-simqnas"
     assert node["features"] is None and "scontrol" in node["error"]
+
+
+# ------------------------------------------------------------------------------ summaries and figures
+
+
+def latency_run(stable: list[object]) -> pd.DataFrame:
+    """One LINAS latency run: evaluation i has accuracy 0.7 + 0.01 i and latency 8 + i ms (all on the front),
+    IQR +-1 ms, normalized by a 10 ms baseline; `stable` per evaluation."""
+    n = len(stable)
+    latency = 8.0 + np.arange(n)
+    return pd.DataFrame(
+        {
+            "space": "joint",
+            "objective": "latency",
+            "algorithm": "linas",
+            "seed": 0,
+            "evaluation": range(n),
+            "host": "local",
+            "accuracy": 0.7 + 0.01 * np.arange(n),
+            "size_mb": 1.0,
+            "latency_ms": latency,
+            "latency_p25_ms": latency - 1,
+            "latency_p75_ms": latency + 1,
+            "normalized_latency": latency / 10,
+            "latency_stable": stable,
+        }
+    )
+
+
+def test_unstable_latencies_are_split_off_and_old_tables_count_as_stable(tmp_path) -> None:
+    run = latency_run([True, False, True])
+    size = run.assign(objective="size", latency_stable=np.nan, latency_ms=np.nan)
+    path = tmp_path / "evaluations.csv"
+    pd.concat([size, run]).to_csv(path, index=False)  # as written: True/False beside empty
+    stable, unstable = split_unstable_latency(pd.read_csv(path))
+    assert len(stable) == 5 and list(unstable["evaluation"]) == [1]
+    assert list(unstable["objective"]) == ["latency"]
+    kept, none = split_unstable_latency(run.drop(columns="latency_stable"))
+    assert len(kept) == 3 and none.empty
+
+
+def test_an_unstable_evaluation_spends_budget_but_adds_no_hypervolume() -> None:
+    flagged, _ = hypervolume_table(latency_run([True, False, True, True]))
+    clean, _ = hypervolume_table(latency_run([True, True, True]).drop(index=1))
+    hv = list(flagged["hypervolume"])
+    assert len(hv) == 4 and hv[1] == hv[0]  # evaluation 1 counts, adds nothing
+    # the same as a run without it (same bounds: an excluded point does not stretch the normalization)
+    stable = latency_run([True] * 4).drop(index=1)
+    assert hv[2:] == pytest.approx(list(hypervolume_table(stable)[0]["hypervolume"])[1:])
+    assert len(clean) == 2
+
+
+def test_front_points_carry_their_latency_iqr() -> None:
+    run = latency_run([True] * 3)
+    spread = latency_spread(run)
+    assert spread.shape == (2, 3) and spread == pytest.approx(0.1)  # 1 ms of a 10 ms baseline
+    baselines = pd.DataFrame(
+        [{"baseline": "fp32", "host": "local", "accuracy": 0.8, "size_mb": 4.0, "normalized_latency": 2.5}]
+    )
+    for draw in (accuracy_vs_cost, search_progression):
+        figure = draw(run, baselines, "latency", "t")
+        bars = figure.axes[0].containers
+        assert len(bars) == 1 and len(bars[0].lines[2][0].get_segments()) == 3, draw.__name__
+        plt.close(figure)
+        # a table without quartiles (written before they were recorded) draws no bars
+        figure = draw(run.drop(columns=["latency_p25_ms", "latency_p75_ms"]), baselines, "latency", "t")
+        assert not figure.axes[0].containers
+        plt.close(figure)
