@@ -47,7 +47,7 @@ ISA_FLAGS = (
 )
 
 #: the stability gate's defaults (config: `hosts.<name>.stability`; docs/latency.md says why these)
-DEFAULT_MAX_RELATIVE_IQR = 0.1
+DEFAULT_MAX_RELATIVE_IQR = 0.25
 DEFAULT_MAX_ATTEMPTS = 3
 #: timed runs per block when a candidate and its reference alternate
 BLOCK_RUNS = 10

@@ -11,13 +11,16 @@ import math
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
+from simqnas.config import ConfigError, check_config
 from simqnas.latency import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_RELATIVE_IQR,
@@ -129,6 +132,7 @@ def sleeper(milliseconds: Callable[[int], float]) -> Callable[[torch.Tensor], No
     return workload
 
 
+ROOT = Path(__file__).resolve().parents[1]
 X = (torch.zeros(1),)
 GATE = StabilityGate(max_relative_spread=0.5, max_attempts=3)
 
@@ -143,6 +147,28 @@ def test_the_gate_comes_from_the_host_profile_with_defaults() -> None:
     assert (gate.max_relative_spread, gate.max_attempts) == (0.05, 5)
     with pytest.raises(ValueError, match="max_attempts 0"):
         StabilityGate.from_config({"stability": {"max_attempts": 0}})
+
+
+def test_the_schema_states_the_gates_defaults() -> None:
+    host = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())["$defs"]["host"]
+    stability = host["properties"]["stability"]["properties"]
+    assert stability["max_relative_iqr"]["default"] == DEFAULT_MAX_RELATIVE_IQR
+    assert stability["max_attempts"]["default"] == DEFAULT_MAX_ATTEMPTS
+
+
+@pytest.mark.parametrize(
+    ("stability", "key"),
+    [
+        ({"max_relative_iqr": 0}, "stability.max_relative_iqr"),
+        ({"max_attempts": 0}, "stability.max_attempts"),
+        ({"max_iqr": 0.1}, "stability"),
+    ],
+)
+def test_a_bad_gate_in_the_config_names_its_key(stability: dict, key: str) -> None:
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["hosts"]["local"]["stability"] = stability
+    with pytest.raises(ConfigError, match=f"config: hosts.local.{key}"):
+        check_config(config, base=ROOT)
 
 
 def test_a_steady_workload_passes_the_gate_at_once() -> None:
