@@ -376,6 +376,23 @@ def _worst_relative_iqr(measurement: Sequence[LatencyStats]) -> float:
     return max(stats.relative_iqr for stats in measurement)
 
 
+def repeatability(measurements: Sequence[LatencyStats]) -> dict[str, float]:
+    """How well separate measurements of one model agree, for the reported statistic (the median) and for
+    the trimmed mean reported before: the relative range ((max - min) / median of the values) and the
+    coefficient of variation of each, over the measurements (e.g. the same model timed in 5 jobs)."""
+    if len(measurements) < 2:
+        raise ValueError(f"latency repeatability: {len(measurements)} measurements, need at least 2")
+    spread = {}
+    for name, values in (
+        ("median", [m.median for m in measurements]),
+        ("trimmed_mean", [m.mean for m in measurements]),
+    ):
+        centre = statistics.median(values)
+        spread[f"{name}_relative_range"] = (max(values) - min(values)) / centre
+        spread[f"{name}_cv"] = statistics.stdev(values) / statistics.fmean(values)
+    return spread
+
+
 def _cpuinfo() -> dict[str, str]:
     """The first processor block of /proc/cpuinfo (empty off Linux)."""
     path = Path("/proc/cpuinfo")

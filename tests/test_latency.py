@@ -32,6 +32,7 @@ from simqnas.latency import (
     measure_latency,
     measure_latency_gated,
     parse_node_features,
+    repeatability,
     slurm_node,
     summarize,
 )
@@ -248,6 +249,17 @@ def test_a_gated_measurement_round_trips_through_json() -> None:
         "latency_p95_ms",
         "latency_stable",
     }
+
+
+def test_repeatability_compares_the_median_with_the_trimmed_mean() -> None:
+    quiet = [1.0 + 0.01 * i for i in range(80)]
+    # three jobs: one undisturbed, two with 15% and 20% of their runs disturbed (beyond the 5% trim)
+    jobs = [quiet + quiet[:20], quiet + [50.0] * 15 + quiet[:5], quiet + [50.0] * 20]
+    spread = repeatability([summarize(times, trim=0.05, threads=1) for times in jobs])
+    assert spread["median_relative_range"] < 0.2 < 1 < spread["trimmed_mean_relative_range"]
+    assert spread["median_cv"] < spread["trimmed_mean_cv"]
+    with pytest.raises(ValueError, match="at least 2"):
+        repeatability([summarize(quiet, trim=0.05, threads=1)])
 
 
 def test_load_average_is_the_machines() -> None:
