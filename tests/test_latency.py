@@ -36,7 +36,7 @@ from simqnas.latency import (
     slurm_node,
     summarize,
 )
-from simqnas.plots import accuracy_vs_cost, latency_spread, search_progression
+from simqnas.plots import accuracy_vs_cost, host_latency_front, latency_spread, search_progression
 from simqnas.summary import hypervolume_table, split_unstable_latency
 
 
@@ -375,3 +375,28 @@ def test_front_points_carry_their_latency_iqr() -> None:
         figure = draw(run.drop(columns=["latency_p25_ms", "latency_p75_ms"]), baselines, "latency", "t")
         assert not figure.axes[0].containers
         plt.close(figure)
+
+
+def test_each_hosts_front_carries_its_latency_iqr() -> None:
+    rows = [
+        {
+            "host": host,
+            "member": member,
+            "accuracy": 0.7 + 0.01 * member,
+            "latency_ms": scale * (8.0 + member),
+            "latency_p25_ms": scale * (7.5 + member),
+            "latency_p75_ms": scale * (8.5 + member),
+            "normalized_latency": (8.0 + member) / 10,
+            "rank": member + 1,
+            "on_front": True,
+        }
+        for host, scale in (("a", 1.0), ("b", 2.0))
+        for member in range(3)
+    ]
+    hosts = pd.DataFrame(rows)
+    figure = host_latency_front(hosts, "t")
+    bars = figure.axes[0].containers
+    assert len(bars) == 2  # one per host
+    widths = [np.ptp(segment[:, 0]) for bar in bars for segment in bar.lines[2][0].get_segments()]
+    assert widths == pytest.approx([0.1] * 6)  # 1 ms of 10 (host a) and 2 of 20 (host b), normalized
+    plt.close(figure)
