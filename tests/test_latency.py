@@ -23,6 +23,7 @@ import yaml
 from simqnas.config import ConfigError, check_config
 from simqnas.latency import (
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_MEDIAN_OVER_MIN,
     DEFAULT_MAX_RELATIVE_IQR,
     GatedLatency,
     LatencyStats,
@@ -140,7 +141,7 @@ GATE = StabilityGate(max_relative_spread=0.5, max_attempts=3)
 
 def test_the_gate_comes_from_the_host_profile_with_defaults() -> None:
     assert StabilityGate.from_config({"threads": 2}) == StabilityGate(
-        DEFAULT_MAX_RELATIVE_IQR, DEFAULT_MAX_ATTEMPTS
+        DEFAULT_MAX_RELATIVE_IQR, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_MEDIAN_OVER_MIN
     )
     gate = StabilityGate.from_config(
         {"threads": 2, "stability": {"max_relative_iqr": 0.05, "max_attempts": 5}}
@@ -155,6 +156,7 @@ def test_the_schema_states_the_gates_defaults() -> None:
     stability = host["properties"]["stability"]["properties"]
     assert stability["max_relative_iqr"]["default"] == DEFAULT_MAX_RELATIVE_IQR
     assert stability["max_attempts"]["default"] == DEFAULT_MAX_ATTEMPTS
+    assert stability["max_median_over_min"]["default"] == DEFAULT_MAX_MEDIAN_OVER_MIN
 
 
 @pytest.mark.parametrize(
@@ -162,6 +164,7 @@ def test_the_schema_states_the_gates_defaults() -> None:
     [
         ({"max_relative_iqr": 0}, "stability.max_relative_iqr"),
         ({"max_attempts": 0}, "stability.max_attempts"),
+        ({"max_median_over_min": 0.5}, "stability.max_median_over_min"),
         ({"max_iqr": 0.1}, "stability"),
     ],
 )
@@ -200,6 +203,17 @@ def test_a_disturbance_that_passes_is_measured_again_until_stable() -> None:
     assert result.stable and result.attempts == 2
     assert result.spreads[0] > GATE.max_relative_spread >= result.spreads[1]
     assert result.stats.reported < 3.0
+
+
+def test_every_run_slowed_alike_is_flagged_by_its_distance_from_the_fastest() -> None:
+    # in every measurement 2 quick runs, then 18 5x slower: a narrow IQR around a median far above the fastest
+    result = measure_latency_gated(
+        sleeper(lambda i: 1.0 if i % 20 < 2 else 5.0), X, warmup=0, runs=20, threads=1, gate=GATE
+    )
+    assert result.stats.relative_iqr < GATE.max_relative_spread
+    assert result.stats.median_over_min > GATE.max_median_over_min
+    assert not result.stable and result.attempts == 3
+    assert GATE.excess(result.stats) > 1
 
 
 def test_the_reference_is_timed_in_alternating_blocks_and_gated_too() -> None:
