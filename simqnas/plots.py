@@ -59,7 +59,13 @@ def latency_spread(points: pd.DataFrame) -> np.ndarray | None:
     return np.nan_to_num(np.vstack([below, above]).astype(float), nan=0.0).clip(min=0.0)
 
 
-def _spread_bars(ax: plt.Axes, points: pd.DataFrame, cost: str, colour: Any) -> None:
+#: the legend entry of the error bars
+SPREAD_LABEL = "front: latency IQR (25th-75th percentile)"
+
+
+def _spread_bars(
+    ax: plt.Axes, points: pd.DataFrame, cost: str, colour: Any, label: str | None = None
+) -> None:
     """Each point's latency IQR as a horizontal error bar (nothing on the size axis or without quartiles)."""
     spread = latency_spread(points) if cost == "normalized_latency" else None
     if spread is not None and len(points):
@@ -72,6 +78,7 @@ def _spread_bars(ax: plt.Axes, points: pd.DataFrame, cost: str, colour: Any) -> 
             elinewidth=0.9,
             capsize=2,
             zorder=4,
+            label=label,
         )
 
 
@@ -127,7 +134,7 @@ def accuracy_vs_cost(
         front = front_of(linas, cost)
         ax.step(front[cost], front["accuracy"] * 100, where="post", color="tab:blue", lw=1.5)
         ax.scatter(front[cost], front["accuracy"] * 100, color="tab:blue", s=30, label="LINAS Pareto front")
-        _spread_bars(ax, front, cost, "tab:blue")
+        _spread_bars(ax, front, cost, "tab:blue", SPREAD_LABEL)
     host = _search_host(points, objective)
     _baseline_points(ax, baselines, objective, host)
     _reference_points(ax, baselines, objective, host, "int8")
@@ -161,7 +168,7 @@ def search_progression(
         points[cost], points["accuracy"] * 100, c=points["evaluation"], cmap="viridis", s=20, alpha=0.85
     )
     figure.colorbar(scatter, ax=ax, label="evaluation index")
-    _spread_bars(ax, front_of(points, cost), cost, "black")
+    _spread_bars(ax, front_of(points, cost), cost, "black", SPREAD_LABEL)
     host = _search_host(points, objective)
     _baseline_points(ax, baselines[baselines["baseline"] == "fp32"], objective, host)
     _reference_points(ax, baselines, objective, host, "fp32")

@@ -37,7 +37,13 @@ from simqnas.latency import (
     slurm_node,
     summarize,
 )
-from simqnas.plots import accuracy_vs_cost, host_latency_front, latency_spread, search_progression
+from simqnas.plots import (
+    SPREAD_LABEL,
+    accuracy_vs_cost,
+    host_latency_front,
+    latency_spread,
+    search_progression,
+)
 from simqnas.summary import hypervolume_table, split_unstable_latency
 
 
@@ -384,6 +390,7 @@ def test_front_points_carry_their_latency_iqr() -> None:
         figure = draw(run, baselines, "latency", "t")
         bars = figure.axes[0].containers
         assert len(bars) == 1 and len(bars[0].lines[2][0].get_segments()) == 3, draw.__name__
+        assert SPREAD_LABEL in figure.axes[0].get_legend_handles_labels()[1]
         plt.close(figure)
         # a table without quartiles (written before they were recorded) draws no bars
         figure = draw(run.drop(columns=["latency_p25_ms", "latency_p75_ms"]), baselines, "latency", "t")
