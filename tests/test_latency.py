@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import math
 import random
+import runpy
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,6 +21,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from snakemake.iocontainers import Namedlist
 
 from simqnas.config import ConfigError, check_config
 from simqnas.latency import (
@@ -366,6 +369,42 @@ def test_unstable_latencies_are_split_off_and_old_tables_count_as_stable(tmp_pat
     assert list(unstable["objective"]) == ["latency"]
     kept, none = split_unstable_latency(run.drop(columns="latency_stable"))
     assert len(kept) == 3 and none.empty
+
+
+def test_the_summary_rule_lists_unstable_latencies_apart(tmp_path) -> None:
+    def write_json(name: str, record: dict) -> str:
+        (tmp_path / name).write_text(json.dumps(record))
+        return str(tmp_path / name)
+
+    run = tmp_path / "run.csv"
+    latency_run([True, False, True]).drop(columns="normalized_latency").assign(size_bytes=1e6).to_csv(
+        run, index=False
+    )
+    files = {
+        "fp32": write_json("fp32.json", {"accuracy": 0.8, "size_bytes": 4e6}),
+        "int8": write_json("int8.json", {"accuracy": 0.79, "size_bytes": 1e6}),
+        "latency_local_int8": write_json("lat_int8.json", {"latency_ms": 10.0}),
+        "runs": [str(run)],
+        "references": [],
+    }
+    outputs = {
+        name: str(tmp_path / "summary" / f"{name}.{'json' if name == 'normalization' else 'csv'}")
+        for name in ("evaluations", "baselines", "hypervolume", "normalization", "unstable_latency")
+    }
+    smk = SimpleNamespace(
+        input=Namedlist(fromdict=files),
+        output=Namedlist(fromdict=outputs),
+        params=SimpleNamespace(references=[]),
+        wildcards=SimpleNamespace(net="tiny"),
+        log=[str(tmp_path / "summarize.log")],
+    )
+    runpy.run_path(str(ROOT / "scripts" / "summarize_net.py"), init_globals={"snakemake": smk})
+    evaluations = pd.read_csv(outputs["evaluations"])
+    unstable = pd.read_csv(outputs["unstable_latency"])
+    assert list(evaluations["evaluation"]) == [0, 2] and list(unstable["evaluation"]) == [1]
+    assert unstable["normalized_latency"].tolist() == [0.9]  # listed with everything it measured
+    assert len(pd.read_csv(outputs["hypervolume"])) == 3  # it still spent an evaluation
+    assert "1 evaluations with an unstable latency" in (tmp_path / "summarize.log").read_text()
 
 
 def test_an_unstable_evaluation_spends_budget_but_adds_no_hypervolume() -> None:
