@@ -145,6 +145,10 @@ def history_of(wildcards) -> list[str]:
 
 
 def shards_of(wildcards) -> list[str]:
+    """Accuracy + size shards of an iteration; none for a latency run, whose latency job measures accuracy,
+    size and latency of each candidate in one pass (one quantization, one process)."""
+    if run_of(wildcards).host:
+        return []
     candidates = checkpoints.propose.get(**wildcards).output.candidates
     count = len(json.loads(open(candidates).read())["genomes"])
     return [

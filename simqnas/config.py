@@ -49,7 +49,7 @@ PRETRAINED_FILES = {"bert": ("config.json", "model.safetensors"), "vit": ("confi
 PRETRAINED_FILE_FAMILIES = {"multiway", "resnet"}
 #: where every rule writes (paths in rules/*.smk are relative to the working directory)
 RESULTS = Path("results")
-#: the search whose final Pareto front is measured again on every host profile (simqnas.hosts)
+#: the search whose final Pareto front is measured again on every host profile (simqnas.host_front)
 FRONT_SEARCH = {"space": "joint", "objective": "latency", "algorithm": "linas"}
 
 
