@@ -7,6 +7,7 @@ indices), accuracy, size_bytes, latency_ms (empty when the run does not measure 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import pandas as pd
 
 from simqnas.io import write_json_atomic
 from simqnas.search.base import History, Objective
+
+log = logging.getLogger(__name__)
 
 #: objective name -> (column of the tidy tables, maximize?)
 OBJECTIVES: dict[str, tuple[str, bool]] = {
@@ -71,7 +74,14 @@ def check_measurements(frame: pd.DataFrame, columns: Sequence[str], source: str)
 def gather_iteration(
     genomes: np.ndarray, shards: Sequence[str | Path], latency: Sequence[str | Path], iteration: int
 ) -> pd.DataFrame:
-    """One row per proposed candidate: the shards' accuracy and size joined with latency if measured."""
+    """One row per proposed candidate: the shards' accuracy and size joined with latency if measured.
+
+    An iteration without candidates (the search has evaluated every network of its space) has no shards
+    and gives an empty table: the run ends with what it has, logged, instead of failing.
+    """
+    if not len(genomes):
+        log.warning("iteration %d: no candidates left, every network of the space is evaluated", iteration)
+        return pd.DataFrame({"iteration": [], "candidate": [], "genome": []})
     frame = pd.concat([pd.read_csv(s) for s in shards], ignore_index=True).sort_values("candidate")
     expected = list(range(len(genomes)))
     if frame["candidate"].tolist() != expected:

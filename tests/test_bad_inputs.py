@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import json
 import os
 import re
 import shutil
@@ -181,6 +182,89 @@ def _reference(*, dataset: str | None = None, searched: bool = False) -> Mutatio
     return mutate
 
 
+def _space_file(text: str | bytes) -> Mutation:
+    """bert's space read from a space file with this content."""
+
+    def mutate(config: dict, tmp: Path) -> None:
+        path = tmp / "space.yaml"
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
+        config["supernets"]["bert"]["space"] = str(path)
+
+    return mutate
+
+
+MINILM_SPACE = (ROOT / "config/spaces/minilm.yaml").read_text()
+#: ten lines of YAML that stand for 10^9 values (each alias repeats the previous list ten times)
+ALIAS_BOMB = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9)
+)
+
+
+def _alias_bomb() -> list:
+    """The in-memory form of an alias bomb: one list shared ten times at each of nine levels."""
+    value: list = ["x"] * 10
+    for _ in range(8):
+        value = [value] * 10
+    return value
+
+
+def _space_with(**changes) -> Mutation:
+    """bert's space inline: the MiniLM space with some parameters replaced."""
+
+    def mutate(config: dict, _: Path) -> None:
+        space = yaml.safe_load(MINILM_SPACE)
+        for key, value in changes.items():
+            *parents, last = key.split(".")
+            node = space
+            for part in parents:
+                node = node[part]
+            node[last] = value
+        config["supernets"]["bert"]["space"] = space
+
+    return mutate
+
+
+def _saved_with(
+    change: Callable[[dict, dict], None], name: str = "supernet.safetensors"
+) -> Callable[[Path], Path]:
+    """A saved super-network whose tensors or hyperparameters `change` edits (then saved again)."""
+
+    def make(tmp: Path) -> Path:
+        path = _saved_supernet(tmp)
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata()
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+        hyperparameters = json.loads(metadata["hyperparameters"])
+        change(tensors, hyperparameters)
+        metadata["hyperparameters"] = json.dumps(hyperparameters)
+        save_file(tensors, str(tmp / name), metadata=metadata)
+        return tmp / name
+
+    return make
+
+
+def _nan_weight(tensors: dict, _: dict) -> None:
+    tensors["bert.encoder.layer.0.attention.self.query.weight"][0, 0] = float("nan")
+
+
+def _huge_hyperparameter(_: dict, hyperparameters: dict) -> None:
+    hyperparameters["hidden_size"] = 10**12  # 4 TB of weights for one layer
+
+
+def _many_layers(_: dict, hyperparameters: dict) -> None:
+    hyperparameters["num_layers"] = 10**6
+
+
+def _other_width(_: dict, hyperparameters: dict) -> None:
+    hyperparameters["ffn_size"] = 16
+
+
+def _too_many_runs(config: dict, _: Path) -> None:
+    config["experiments"]["bert"]["seeds"] = list(range(5000))
+
+
 #: id -> (mutation of config/smoke.yaml, fragments the one-line message must contain)
 CONFIG_CASES: dict[str, tuple[Mutation, tuple[str, ...]]] = {
     "wrong-type": (_set("threads", "two"), ("config: threads:", "'two' is not of type 'integer'")),
@@ -314,6 +398,100 @@ CONFIG_CASES: dict[str, tuple[Mutation, tuple[str, ...]]] = {
     "pretrained-truncated": (
         _pretrained(lambda tmp: _pretrained_folder(tmp, truncate=True)),
         ("supernets.bert.pretrained", "model.safetensors", "not a readable safetensors file"),
+    ),
+    "nan-number": (
+        _set("supernets.bert.training.lr", float("nan")),
+        ("supernets.bert.training.lr", "nan is not a finite number"),
+    ),
+    "infinite-number": (
+        _set("hosts.local.trim", float("inf")),
+        ("hosts.local.trim", "inf is not a finite number"),
+    ),
+    "nan-choice": (
+        _space_with(**{"elastic.ffn_size.choices": [1536, float("nan")]}),
+        ("supernets.bert.space.elastic.ffn_size.choices.1", "nan is not a finite number"),
+    ),
+    "infinite-tolerance": (
+        _set("iso_accuracy_tolerance", float("inf")),
+        ("iso_accuracy_tolerance", "inf is not a finite number"),
+    ),
+    "tolerance-above-one": (
+        _set("iso_accuracy_tolerance", 1.5),
+        ("iso_accuracy_tolerance", "1.5 is greater than the maximum of 1"),
+    ),
+    "seed-beyond-64-bits": (
+        _set("experiments.bert.seeds", [2**64]),
+        ("experiments.bert.seeds.0", "18446744073709551616 is beyond 64 bits"),
+    ),
+    "seed-beyond-32-bits": (
+        _set("experiments.bert.seeds", [2**32]),
+        ("experiments.bert.seeds.0", "4294967296 is greater than the maximum of 4294967295"),
+    ),
+    "integer-beyond-64-bits": (
+        _set("datasets.sentences.splits.train", 10**40),
+        ("datasets.sentences.splits.train", "is beyond 64 bits"),
+    ),
+    "max-length-beyond-positions": (
+        _set("datasets.sentences.max_length", 1024),
+        ("datasets.sentences.max_length", "1024 is beyond the 512 position embeddings of supernets.bert"),
+    ),
+    "choice-the-network-cannot-build": (
+        _space_with(**{"elastic.num_heads.choices": [12, 7.5, 4]}),
+        ("supernets.bert.space", "cannot run it", "num_heads[0]: 7.5 is not an integer"),
+    ),
+    "choice-beyond-the-network": (
+        _space_with(**{"elastic.num_layers.choices": [3, 4, 5, 6, 7]}),
+        ("supernets.bert.space", "cannot run it", "num_layers[0]: 7 is not an integer in [1, 6]"),
+    ),
+    "quantization-layers-mismatch": (
+        _space_with(**{"quantization.layers": 37}),
+        ("supernets.bert.space", "37 layers, the bert super-network has 38 quantizable layers"),
+    ),
+    "duplicate-key-in-space-file": (
+        _space_file(
+            MINILM_SPACE.replace("elastic:\n", "elastic:\n  num_heads: {count: 1, choices: [4]}\n", 1)
+        ),
+        ("space.yaml", "duplicate key 'num_heads'"),
+    ),
+    "space-file-alias-bomb": (
+        _space_file(ALIAS_BOMB),
+        ("space.yaml", "stands for more than 1,000,000 values"),
+    ),
+    "space-file-not-utf8": (
+        _space_file(MINILM_SPACE.encode("utf-8").replace(b"elastic", b"elas\xe9tic", 1)),
+        ("space.yaml", "not UTF-8 text (byte 0xe9"),
+    ),
+    "space-file-utf16": (
+        _space_file(MINILM_SPACE.encode("utf-16")),
+        ("space.yaml", "UTF-16 text; save it as UTF-8"),
+    ),
+    "alias-bomb-in-memory": (
+        _set("supernets.bert.architecture", {"pooling": _alias_bomb()}),
+        ("config: stands for more than 1,000,000 values",),
+    ),
+    "budget-too-many-iterations": (
+        _set("experiments.bert.evaluations", 10**6),
+        ("experiments.bert.evaluations", "333334 iterations per run, at most 1000"),
+    ),
+    "budget-too-many-runs": (
+        _too_many_runs,
+        ("experiments.bert", "at most 20000 in all"),
+    ),
+    "checkpoint-non-finite": (
+        _checkpoint(_saved_with(_nan_weight)),
+        ("supernets.bert.checkpoint", "tensor bert.encoder.layer.0.attention.self.query.weight holds NaN"),
+    ),
+    "checkpoint-impossible-size": (
+        _checkpoint(_saved_with(_huge_hyperparameter)),
+        ("supernets.bert.checkpoint", "hidden_size=1000000000000 would build a network larger than"),
+    ),
+    "checkpoint-too-many-layers": (
+        _checkpoint(_saved_with(_many_layers)),
+        ("supernets.bert.checkpoint", "num_layers=1000000 would build a network larger than", "tensors"),
+    ),
+    "checkpoint-hyperparameters-do-not-fit": (
+        _checkpoint(_saved_with(_other_width)),
+        ("supernets.bert.checkpoint", "the weights do not fit its hyperparameters"),
     ),
 }
 
