@@ -18,6 +18,8 @@ import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,14 +30,14 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from simqnas.config import ConfigError, check_config, check_results_folder
+from simqnas.config import ConfigError, check_config, check_config_files, check_results_folder
 from simqnas.data import load_split, save_split
 from simqnas.data.prepare import calibration_subset
 from simqnas.embedded import minilm_dir
 from simqnas.history import gather_iteration
 from simqnas.io import atomic_path
 from simqnas.supernets.bert import BertSuperNetwork
-from tests.workflow_utils import ROOT, copy_workflow, snakemake
+from tests.workflow_utils import ROOT, copy_workflow, snakemake, snakemake_env
 
 SMOKE = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
 TINY = {"num_layers": 1, "num_heads": 2, "ffn_size": 8, "hidden_size": 8, "vocab_size": 20, "max_position": 8}
@@ -516,6 +518,61 @@ def test_config_mistake_is_one_line_naming_it_at_workflow_start(case: str, tmp_p
     assert sorted(tmp_path.rglob("*")) == before  # the check writes nothing
 
 
+# ------------------------------------------------------------------------------ the config files themselves
+
+SMOKE_TEXT = (ROOT / "config" / "smoke.yaml").read_text()
+SMOKE_LINES = SMOKE_TEXT.splitlines()
+#: the line a key appended after a blank line gets
+APPENDED = len(SMOKE_LINES) + 2
+SEEDS_LINE = SMOKE_LINES.index("    seeds: [0]") + 1
+
+#: id -> (content of the config file, fragments of the one-line message); read by `check_config_files`
+#: before Snakemake's loader (the embedded default) or after it (--configfile)
+FILE_CASES: dict[str, tuple[bytes, tuple[str, ...]]] = {
+    "duplicate-key": (
+        (SMOKE_TEXT + "\nthreads: 4\n").encode(),
+        (f"bad.yaml: duplicate key 'threads' (lines {SMOKE_LINES.index('threads: 2') + 1} and {APPENDED})",),
+    ),
+    "duplicate-experiments-block": (
+        (SMOKE_TEXT + "\nexperiments:\n  bert: {}\n").encode(),
+        (
+            "bad.yaml: duplicate key 'experiments'",
+            f"(lines {SMOKE_LINES.index('experiments:') + 1} and {APPENDED})",
+        ),
+    ),
+    "duplicate-nested-key": (
+        SMOKE_TEXT.replace("    seeds: [0]\n", "    seeds: [0]\n    seeds: [1]\n", 1).encode(),
+        (f"bad.yaml: duplicate key 'seeds' (lines {SEEDS_LINE} and {SEEDS_LINE + 1})",),
+    ),
+    "config-alias-bomb": (
+        (SMOKE_TEXT + "\n" + ALIAS_BOMB).encode(),
+        ("bad.yaml: stands for more than 1,000,000 values",),
+    ),
+    "config-not-utf8": (
+        SMOKE_TEXT.replace("# CI smoke run", "# CI sm\xf6ke run").encode("latin-1"),
+        ("bad.yaml: not UTF-8 text (byte 0xf6 at position 7)",),
+    ),
+    "config-utf16": (SMOKE_TEXT.encode("utf-16"), ("bad.yaml: UTF-16 text; save it as UTF-8",)),
+    "config-not-a-mapping": (b"- threads: 2\n", ("bad.yaml: must be a mapping of keys",)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FILE_CASES))
+def test_config_file_mistake_is_one_line_naming_it(case: str, tmp_path: Path):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(FILE_CASES[case][0])
+    with pytest.raises(ConfigError) as error:
+        check_config_files([path])
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("config: "), message
+    for fragment in FILE_CASES[case][1]:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_the_shipped_configs_have_no_duplicate_keys():
+    check_config_files(sorted((ROOT / "config").glob("*.yaml")))
+
+
 # ------------------------------------------------------------------------------ the results folder
 
 
@@ -583,6 +640,40 @@ def test_snakemake_refuses_the_config_before_any_job(case: str, workflow_copy: P
     for fragment in CONFIG_CASES[case][1]:
         assert fragment in lines[0], lines[0]
     assert not (workflow_copy / "results").exists()  # no job ran, nothing written
+
+
+#: config files Snakemake itself would accept (keeping the last of two keys), refused by the start check
+SNAKEMAKE_FILE_CASES = ("duplicate-experiments-block", "config-alias-bomb")
+
+
+@pytest.mark.parametrize("case", SNAKEMAKE_FILE_CASES)
+def test_snakemake_refuses_the_config_file_before_any_job(case: str, workflow_copy: Path):
+    (workflow_copy / "config" / "bad.yaml").write_bytes(FILE_CASES[case][0])
+    result = snakemake(workflow_copy, "-n", "results/figures", configfile="config/bad.yaml", timeout=300)
+    assert result.returncode != 0
+    lines = _error_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    for fragment in FILE_CASES[case][1]:
+        assert fragment in lines[0], lines[0]
+    assert not (workflow_copy / "results").exists()
+
+
+def test_snakemake_refuses_a_duplicate_key_in_the_embedded_default(tmp_path: Path):
+    """The embedded default is read strictly before Snakemake's `configfile:` loader reads it."""
+    workflow = copy_workflow(tmp_path / "workflow")
+    default = workflow / "config" / "config.yaml"
+    default.write_text(default.read_text() + "\nshards: 3\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "-n"],
+        cwd=workflow,
+        env=snakemake_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    lines = _error_lines(result.stderr)
+    assert len(lines) == 1 and "config.yaml: duplicate key 'shards'" in lines[0], result.stderr
 
 
 def test_snakemake_refuses_an_unwritable_results_folder(workflow_copy: Path):
