@@ -20,6 +20,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,8 +35,10 @@ from simqnas.config import ConfigError, check_config, check_config_files, check_
 from simqnas.data import load_split, save_split
 from simqnas.data.prepare import calibration_subset
 from simqnas.embedded import minilm_dir
-from simqnas.history import gather_iteration
-from simqnas.io import atomic_path
+from simqnas.history import gather_iteration, history_from_tables
+from simqnas.io import atomic_path, remove_stale_temporaries, write_text_atomic
+from simqnas.search import get_algorithm
+from simqnas.space import SearchSpace, count_text
 from simqnas.supernets.bert import BertSuperNetwork
 from tests.workflow_utils import ROOT, copy_workflow, snakemake, snakemake_env
 
@@ -518,6 +521,61 @@ def test_config_mistake_is_one_line_naming_it_at_workflow_start(case: str, tmp_p
     assert sorted(tmp_path.rglob("*")) == before  # the check writes nothing
 
 
+# ------------------------------------------------------------------------------ torch checkpoint files
+
+SMOKE_VISION = yaml.safe_load((ROOT / "config" / "smoke-vision.yaml").read_text())
+
+
+class _Payload:
+    """Pickled code: unpickling it would run `os.system`; `weights_only=True` refuses it."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def _torch_file(kind: str) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        path = tmp / "ofa.pth"
+        if kind == "pickled-code":
+            torch.save({"state_dict": {"w": torch.zeros(2)}, "payload": _Payload()}, path)
+        elif kind == "zero-filled":
+            path.write_bytes(bytes(4096))
+        elif kind == "non-finite":
+            torch.save({"state_dict": {"w": torch.tensor([0.0, float("inf")])}}, path)
+        else:
+            torch.save({"state_dict": {"w": torch.zeros(4096)}}, path)
+            _truncated(path)
+        return path
+
+    return make
+
+
+#: id -> (the torch file as `supernets.resnet.pretrained` of config/smoke-vision.yaml, message fragments)
+TORCH_FILE_CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
+    f"pretrained-torch-file-{kind}": (_torch_file(kind), ("supernets.resnet.pretrained", "ofa.pth", fragment))
+    for kind, fragment in (
+        ("pickled-code", "not a readable weights-only torch file"),
+        ("zero-filled", "not a readable weights-only torch file"),
+        ("truncated", "not a readable weights-only torch file"),
+        ("non-finite", "tensor w holds NaN or infinite values"),
+    )
+}
+
+
+@pytest.mark.parametrize("case", sorted(TORCH_FILE_CASES))
+def test_torch_checkpoint_mistake_is_one_line_at_workflow_start(case: str, tmp_path: Path, capfd):
+    config = copy.deepcopy(SMOKE_VISION)
+    make, fragments = TORCH_FILE_CASES[case]
+    config["supernets"]["resnet"]["pretrained"] = str(make(tmp_path))
+    with pytest.raises(ConfigError) as error:
+        check_config(config, base=ROOT)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("config: "), message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    assert "pwned" not in capfd.readouterr().out  # the pickled code never ran
+
+
 # ------------------------------------------------------------------------------ the config files themselves
 
 SMOKE_TEXT = (ROOT / "config" / "smoke.yaml").read_text()
@@ -571,6 +629,67 @@ def test_config_file_mistake_is_one_line_naming_it(case: str, tmp_path: Path):
 
 def test_the_shipped_configs_have_no_duplicate_keys():
     check_config_files(sorted((ROOT / "config").glob("*.yaml")))
+
+
+# ------------------------------------------------------------------------- in seconds, whatever the input
+
+
+def _deep_space(depth_genes: int = 24) -> dict:
+    """A valid space with `depth_genes` depth genes (3 choices each), each dropping two 2-choice genes."""
+    elastic = {f"d{k}": {"count": 1, "choices": [0, 1, 2]} for k in range(depth_genes)}
+    elastic["w"] = {"count": 2 * depth_genes, "choices": [1, 2]}
+    depth = [{"param": f"d{k}", "units": [{"w": [2 * k]}, {"w": [2 * k + 1]}]} for k in range(depth_genes)]
+    return {
+        "elastic": elastic,
+        "quantization": {"layers": 20_000, "choices": ["int8", "fp32"]},
+        "depth": depth,
+    }
+
+
+def _time_file(content: bytes) -> Callable[[Path], None]:
+    def check(tmp: Path) -> None:
+        (tmp / "bad.yaml").write_bytes(content)
+        with pytest.raises(ConfigError):
+            check_config_files([tmp / "bad.yaml"])
+
+    return check
+
+
+def _time_config(mutate: Mutation) -> Callable[[Path], None]:
+    def check(tmp: Path) -> None:
+        config = copy.deepcopy(SMOKE)
+        mutate(config, tmp)
+        with pytest.raises(ConfigError):
+            check_config(config, base=ROOT)
+
+    return check
+
+
+def _time_huge_space(tmp: Path) -> None:
+    space = SearchSpace.from_dict(_deep_space())
+    sizes = space.sizes()  # exact, in linear time (3^24 depth combinations are never enumerated)
+    assert sizes["active_arch"] == 3**0 * (1 + 2 + 4) ** 24 * 3**0
+    assert count_text(sizes["joint"]).startswith("about ")  # ~6,000 digits: beyond Python's int-to-str
+    _time_config(_set("supernets.bert.space", _deep_space()))(tmp)  # refused: not the network's genes
+
+
+#: class of input -> a start check on it that must refuse it (or size it) quickly
+TIMED_CLASSES: dict[str, Callable[[Path], None]] = {
+    "alias-bomb-file": _time_file((SMOKE_TEXT + "\n" + ALIAS_BOMB).encode()),
+    "alias-bomb-in-memory": _time_config(_set("supernets.bert.architecture", {"pooling": _alias_bomb()})),
+    "not-utf8": _time_file(SMOKE_TEXT.encode("utf-8").replace(b"smoke", b"sm\xf6ke")),
+    "utf16": _time_file(SMOKE_TEXT.encode("utf-16")),
+    "huge-space": _time_huge_space,
+    "huge-budget": _time_config(_set("experiments.bert.evaluations", 10**7)),
+    "huge-seed-list": _time_config(_set("experiments.bert.seeds", list(range(100_000)))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TIMED_CLASSES))
+def test_the_start_check_ends_in_seconds(case: str, tmp_path: Path):
+    started = time.perf_counter()
+    TIMED_CLASSES[case](tmp_path)
+    assert time.perf_counter() - started < 10
 
 
 # ------------------------------------------------------------------------------ the results folder
@@ -762,6 +881,70 @@ def test_pretrained_weights_truncated_after_the_check(tmp_path: Path):
     with pytest.raises(ValueError, match=r"model\.safetensors: not a readable safetensors file") as error:
         BertSuperNetwork.from_pretrained(model)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_outputs_get_the_permissions_of_the_umask(tmp_path: Path, umask: int):
+    previous = os.umask(umask)
+    try:
+        write_text_atomic(tmp_path / "out.txt", "result")
+        plain = tmp_path / "plain.txt"
+        plain.write_text("result")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path: Path):
+    target = tmp_path / "evaluated.csv"
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys; from simqnas.io import atomic_path\n"
+            "with atomic_path(sys.argv[1]) as tmp:\n"
+            "    tmp.write_text('half')\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n",
+            str(target),
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert killed.returncode == -9
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".evaluated.csv.") and not target.exists()
+    with atomic_path(target) as tmp:  # a live writer's temporary is never touched
+        tmp.write_text("done")
+        assert tmp.exists() and remove_stale_temporaries(target) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evaluated.csv"]
+
+
+def test_an_exhausted_space_ends_the_run_cleanly(tmp_path: Path, caplog):
+    """A budget larger than the space: every algorithm proposes what is left, then nothing; the empty
+    iteration is gathered into an empty table (no shards, no latency job) and the history reads on."""
+    space = SearchSpace.from_dict(
+        {
+            "elastic": {"a": {"count": 1, "choices": [1, 2]}},
+            "quantization": {"layers": 1, "choices": ["int8", "fp32"]},
+        }
+    )
+    options = {"linas": {"inner_evaluations": 60, "inner_population": 6, "cv_folds": 2}}
+    for name in ("random", "nsga2", "linas"):
+        tables = []
+        for iteration in range(3):
+            history = history_from_tables(tables, space.n_genes, "size")
+            genomes = get_algorithm(name, **options.get(name, {})).propose(space, history, 3, 0, iteration)
+            shards = []
+            if len(genomes):
+                rows = [{"candidate": i, "accuracy": 0.5, "size_bytes": 10 + i} for i in range(len(genomes))]
+                shards = [_write(tmp_path / f"{name}{iteration}-shard0.csv", rows)]
+            with caplog.at_level("WARNING", logger="simqnas.history"):
+                table = gather_iteration(genomes, shards, [], iteration)
+            tables.append(tmp_path / f"{name}{iteration}.csv")
+            table.to_csv(tables[-1], index=False)
+        assert [len(pd.read_csv(t)) for t in tables] == [3, 1, 0], name
+        assert len(history_from_tables(tables, space.n_genes, "size").genomes) == 4  # the whole space
+    assert "no candidates left, every network of the space is evaluated" in caplog.text
 
 
 #: mistakes only a job can see -> the test that shows how it is handled (module::function)
