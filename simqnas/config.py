@@ -244,7 +244,13 @@ def _weight_shapes(path: Path, where: str) -> dict[str, tuple[int, ...]]:
         with _quiet():
             state = read_checkpoint(path)
     except (OSError, ValueError) as error:
-        raise ConfigError(f"config: {where}: {str(error).splitlines()[0]}") from None
+        if "weights-only torch file" not in str(error):
+            raise ConfigError(f"config: {where}: {str(error).splitlines()[0]}") from None
+        # torch's own message suggests weights_only=False, i.e. running whatever code the file holds
+        raise ConfigError(
+            f"config: {where}: {path}: not a readable weights-only torch file (truncated, damaged, or "
+            "holding objects other than tensors, which are never unpickled)"
+        ) from None
     return {
         key: _finite(tensor, key, path, where) for key, tensor in state.items() if torch.is_tensor(tensor)
     }

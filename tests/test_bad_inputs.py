@@ -968,14 +968,32 @@ JOB_CASES = {
     "training-checkpoint-corrupt": "tests/test_training.py::test_corrupt_checkpoint_is_discarded_not_fatal",
     "training-checkpoint-stale": "tests/test_training.py::test_stale_checkpoints_are_discarded_not_resumed",
     "wrong-cpu-for-host": "tests/test_shard.py::test_host_profile_refuses_the_wrong_cpu",
+    "training-diverges": (
+        "tests/test_training.py::test_a_diverging_run_stops_with_an_error_and_writes_no_checkpoint"
+    ),
+    "training-weights-non-finite": (
+        "tests/test_training.py::test_non_finite_weights_stop_training_before_a_checkpoint"
+    ),
+    "cached-evaluation-not-a-file": (
+        "tests/test_evalstore.py::test_anything_in_an_entry_s_place_is_a_logged_miss"
+    ),
+    "cached-evaluation-wrong-types": "tests/test_evalstore.py::test_wrong_types_are_a_logged_miss",
+    "cached-evaluation-check-fails": (
+        "tests/test_evalstore.py::test_a_record_check_that_fails_on_the_record_is_a_miss"
+    ),
+    "killed-writer-temporary": (
+        "tests/test_bad_inputs.py::test_a_killed_writers_temporary_is_removed_by_the_next_write"
+    ),
+    "space-exhausted": "tests/test_bad_inputs.py::test_an_exhausted_space_ends_the_run_cleanly",
 }
 
-#: every mistake found at workflow start: the config cases and the results folder's two
-START_CASES = {*CONFIG_CASES, "results-not-a-folder", "results-read-only"}
+#: every mistake found at workflow start: the config cases, the config files', the torch checkpoint files'
+#: and the results folder's two
+START_CASES = {*CONFIG_CASES, *FILE_CASES, *TORCH_FILE_CASES, "results-not-a-folder", "results-read-only"}
 
 
-def test_catalogue_has_25_entries_each_with_a_test():
-    assert len(START_CASES) + len(JOB_CASES) >= 25
+def test_catalogue_entries_each_have_a_test():
+    assert not (set(CONFIG_CASES) & set(FILE_CASES)) and not (START_CASES & set(JOB_CASES))
     for case, node in JOB_CASES.items():
         path, function = node.split("::")
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
@@ -986,4 +1004,6 @@ def test_docs_list_the_whole_catalogue():
     docs = (ROOT / "docs" / "bad-inputs.md").read_text()
     listed = set(re.findall(r"^\| `([a-z0-9-]+)` \|", docs, flags=re.MULTILINE))
     assert listed == set(START_CASES) | set(JOB_CASES)
+    total = len(START_CASES) + len(JOB_CASES)
+    assert f"**{total} bad inputs** ({len(START_CASES)} found at workflow start" in docs
     assert "docs/bad-inputs.md" in (ROOT / "README.md").read_text()
