@@ -420,6 +420,7 @@ def check_config(config: dict[str, Any], base: Path = Path(), networks: bool = T
         if dataset["kind"] == "text":
             _check_text_rows(dataset, where, base)
 
+    spaces: dict[str, tuple[SearchSpace, SuperNetwork | None]] = {}
     for name, net in supernets.items():
         where = f"supernets.{name}"
         if net["dataset"] not in datasets:
@@ -454,9 +455,7 @@ def check_config(config: dict[str, Any], base: Path = Path(), networks: bool = T
                 f"config: {where}.calibration.samples: {calibration} is larger than the calibration split "
                 f"of dataset '{net['dataset']}' ({available})"
             )
-        if networks:
-            network = saved or _built_network(net, datasets[net["dataset"]], where, base)
-            _check_network(network, space, net, name, config)
+        spaces[name] = (space, saved)
 
     for name, host in hosts.items():
         if host.get("feature") is None and name != "local":
@@ -522,6 +521,11 @@ def check_config(config: dict[str, Any], base: Path = Path(), networks: bool = T
                             )
                         runs[identity] = run
     _check_references(supernets, config["experiments"])
+    if networks:  # last: the other checks need no PyTorch and answer faster
+        for name, (space, saved) in spaces.items():
+            net = supernets[name]
+            network = saved or _built_network(net, datasets[net["dataset"]], f"supernets.{name}", base)
+            _check_network(network, space, net, name, config)
     return sorted(runs.values())
 
 
