@@ -7,6 +7,7 @@ indices), accuracy, size_bytes, latency_ms (empty when the run does not measure 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import pandas as pd
 
 from simqnas.io import write_json_atomic
 from simqnas.search.base import History, Objective
+
+log = logging.getLogger(__name__)
 
 #: objective name -> (column of the tidy tables, maximize?)
 OBJECTIVES: dict[str, tuple[str, bool]] = {
@@ -76,7 +79,14 @@ def gather_iteration(
     genomes: np.ndarray, shards: Sequence[str | Path], latency: Sequence[str | Path], iteration: int
 ) -> pd.DataFrame:
     """One row per proposed candidate: accuracy and size (from the shards or, in a latency run, from the
-    latency job, which measures all three in one pass) joined with latency if measured."""
+    latency job, which measures all three in one pass) joined with latency if measured.
+
+    An iteration without candidates (the search has evaluated every network of its space) has no shards
+    and gives an empty table: the run ends with what it has, logged, instead of failing.
+    """
+    if not len(genomes):
+        log.warning("iteration %d: no candidates left, every network of the space is evaluated", iteration)
+        return pd.DataFrame({"iteration": [], "candidate": [], "genome": []})
     timing = pd.concat([pd.read_csv(t) for t in latency], ignore_index=True) if latency else None
     if shards:
         frame, source = pd.concat([pd.read_csv(s) for s in shards], ignore_index=True), str(shards[0])

@@ -34,7 +34,7 @@ class NaNModel(torch.nn.Module):
 
 def test_accuracy_refuses_non_finite_logits_instead_of_scoring_them_class_0() -> None:
     data = {"x": torch.arange(4), "labels": torch.zeros(4, dtype=torch.int64)}
-    with pytest.raises(FloatingPointError, match="non-finite logits in the batch of samples 0..1"):
+    with pytest.raises(FloatingPointError, match=r"non-finite logits in the batch of samples 0\.\.1"):
         accuracy(NaNModel(), labelled_batches(data, ("x",), 2))
 
 
