@@ -9,6 +9,7 @@ from snakemake.utils import min_version, validate
 from simqnas.config import (
     ConfigError,
     check_config,
+    check_config_files,
     check_results_folder,
     put_on_pythonpath,
 )
@@ -16,6 +17,14 @@ from simqnas.config import (
 min_version("9.27")
 
 put_on_pythonpath(workflow.basedir)
+
+
+# The config files read strictly first (a key given twice, a file that is not UTF-8, an alias bomb: one
+# line), before Snakemake's loader reads the embedded default.
+try:
+    check_config_files(workflow.overwrite_configfiles or ["config/config.yaml"])
+except ConfigError as error:
+    sys.exit(str(error))
 
 
 # The embedded default, unless --configfile names a complete config of its own (not merged with it, so a
@@ -26,7 +35,8 @@ if not workflow.overwrite_configfiles:
 
 
 try:
-    RUNS = check_config(config)
+    # the networks are built (without memory) once, by the main process, not again by every job
+    RUNS = check_config(config, networks=workflow.is_main_process)
     check_results_folder()
 except ConfigError as error:
     # one line naming the key, file or value, before any job runs

@@ -8,16 +8,20 @@ and the `local` host profile (warm-up, runs, trim). Sections (`--sections`, defa
            largest sub-network of the space, all-INT8, each evaluated twice in one process (the first pays
            one-time costs); plus, on the largest, the QDQ-vs-compiled accuracy check (same predictions?)
            and INC's strict export against our non-strict one (same graph? how much faster?)
-  shard    throughput of a quality shard (accuracy + size, as `evaluate_shard`), of a latency job
-           (compile + latency) and of a latency job with the eager INT8 estimate, over `--candidates`
-           random candidates: candidates per minute
+  jobs     each job kind of a search iteration, as the workflow runs it (a fresh process reading the job's
+           files, an empty store) over the same `--candidates` random candidates: a quality shard
+           (accuracy + size), a latency job of a latency run (accuracy + size + latency in one pass) and
+           a latency-only job; wall time from process start, the share of start + loads, per-candidate
+           phases
+  repeat   repeatability of a latency: the largest all-INT8 sub-network measured by `--repeat-jobs`
+           separate latency jobs; the spread of the reported statistic between jobs
   cache    Inductor compile time per candidate: cold cache dir, later candidates of the same process, a fresh
            process with the warm cache dir (same candidates, then new ones); cache hit/miss/bypass counters
   tau      over `--subnets` random sub-networks: compiled end-to-end INT8 latency (the figures' measure)
            against cheaper search-time estimators (torch.ao eager INT8 with the x86 engine, the uncompiled
            QDQ graph, MACs, model size); Kendall's tau of each against the compiled latency, and its cost
 
-    .venv/bin/python benchmarks/evaluation_cost.py --threads 2 --candidates 6 --subnets 24
+    .venv/bin/python benchmarks/evaluation_cost.py --threads 2 --candidates 24 --subnets 24
 
 prints one table per section and writes OUT/evaluation_cost_{section}.csv (OUT: --out, default
 benchmarks/out). Timings depend on the machine's load: run it on an otherwise idle machine.
@@ -33,7 +37,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,20 +47,21 @@ import yaml
 from scipy.stats import kendalltau
 from torch import nn
 
-from simqnas.data.prepare import calibration_subset, prepare_text_dataset
-from simqnas.eager_int8 import quantize_eager
-from simqnas.embedded import minilm_dir
-from simqnas.evaluate import (
+from simqnas.candidate import (
     EvaluationSettings,
-    LatencySettings,
     accuracy,
-    batches,
     evaluate_candidate,
     quantize_subnetwork,
     subnetwork_policy,
 )
+from simqnas.data import save_split
+from simqnas.data.batching import batches, labelled_batches
+from simqnas.data.prepare import calibration_subset, prepare_text_dataset
+from simqnas.eager_int8 import quantize_eager
+from simqnas.embedded import minilm_dir
+from simqnas.evalstore import EvaluationStore
 from simqnas.io import write_text_atomic
-from simqnas.latency import host_info, measure_latency
+from simqnas.latency import HostProfile, LatencySettings, host_info, measure_latency
 from simqnas.quantize import (
     INT8,
     compile_for_inference,
@@ -71,7 +75,7 @@ from simqnas.supernets.bert import BertSuperNetwork
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "config.yaml"
-SECTIONS = ("cost", "shard", "cache", "tau")
+SECTIONS = ("cost", "jobs", "repeat", "cache", "tau")
 
 
 class Setup:
@@ -204,17 +208,22 @@ def qdq_vs_compiled(setup: Setup) -> dict[str, Any]:
     arch, policy = setup.candidate(setup.extreme(True))
     subnet = setup.supernet.extract(arch)
     qmodel = quantize_subnetwork(
-        subnet, policy, setup.calibration, setup.names, setup.settings.calibration_batch_size
+        subnet,
+        policy,
+        setup.calibration,
+        setup.names,
+        setup.settings.calibration_batch_size,
+        setup.supernet.variable_dims(),
     )
     batch = 50  # divides the 1000 validation samples: one compiled shape
     start = time.perf_counter()
-    qdq_accuracy = accuracy(qmodel, setup.validation, setup.names, batch)
+    qdq_accuracy = accuracy(qmodel, labelled_batches(setup.validation, setup.names, batch))
     qdq_s = time.perf_counter() - start
     start = time.perf_counter()
     compiled = compile_for_inference(qmodel, next(batches(setup.validation, setup.names, batch)))
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
-    compiled_accuracy = accuracy(compiled, setup.validation, setup.names, batch)
+    compiled_accuracy = accuracy(compiled, labelled_batches(setup.validation, setup.names, batch))
     compiled_s = time.perf_counter() - start
     with torch.inference_mode():
         agree = np.mean(
@@ -224,7 +233,7 @@ def qdq_vs_compiled(setup: Setup) -> dict[str, Any]:
             ]
         )
     start = time.perf_counter()
-    fp32_accuracy = accuracy(subnet, setup.validation, setup.names, batch)
+    fp32_accuracy = accuracy(subnet, labelled_batches(setup.validation, setup.names, batch))
     fp32_s = time.perf_counter() - start
     return {
         "subnetwork": "largest: QDQ vs compiled accuracy",
@@ -243,42 +252,114 @@ def qdq_vs_compiled(setup: Setup) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- shard
 
 
-def section_shard(setup: Setup, candidates: int, seed: int) -> pd.DataFrame:
-    """One quality shard, then one latency job, over the same random candidates, as the rules run them."""
+def write_job_files(setup: Setup, root: Path) -> dict[str, str]:
+    """The files a job of the workflow reads (super-network, space, calibration and validation splits)."""
+    root.mkdir(parents=True, exist_ok=True)
+    files = {name: str(root / f"{name}.safetensors") for name in ("supernet", "calibration", "validation")}
+    setup.supernet.save(files["supernet"])
+    save_split(files["calibration"], setup.calibration)
+    save_split(files["validation"], setup.validation)
+    files["space"] = str(root / "space.yaml")
+    write_text_atomic(files["space"], yaml.safe_dump(setup.space.to_dict(), sort_keys=False))
+    return files
+
+
+#: the jobs of a search iteration as the workflow runs them: (label, what the job measures)
+JOBS = {
+    "quality shard (accuracy + size)": "quality",
+    "latency job, one pass (accuracy + size + latency)": "one_pass",
+    "latency job, latency only (front re-measurement)": "latency",
+}
+
+
+def job_worker(request: dict[str, Any]) -> dict[str, Any]:
+    """In this fresh process, as `evaluate_shard` / `measure_latency` do: load the context, then evaluate
+    every genome into an empty store. Seconds are counted from `request["spawned"]`, the parent's clock
+    just before it started this process, so interpreter start and imports count as job start."""
+    import time as clock
+
+    from simqnas.shard import EvaluationContext, evaluate_quality, measure_on_host
+
+    spec = {"calibration": {"batch_size": request["calibration_batch_size"]}}
+    spec["evaluation"] = {"batch_size": request["eval_batch_size"]}
+    context = EvaluationContext.from_job(request["files"], "joint", spec)
+    store = EvaluationStore(request["store"])
+    genomes = list(enumerate(np.asarray(request["genomes"])))
+    loaded = clock.time() - request["spawned"]
+    if request["kind"] == "quality":
+        table = evaluate_quality(context, genomes, store)
+        keys = list(table["quality_key"])
+    else:
+        host, machine = HostProfile.for_latency_job(request["host"])
+        table = measure_on_host(
+            context, genomes, host, machine, store, with_quality=request["kind"] == "one_pass"
+        )
+        keys = list(table["latency_key"])
+    timings = [store.get(key)["timings_s"] for key in keys]
+    return {"start_and_loads_s": loaded, "timings": timings, "done": clock.time() - request["spawned"]}
+
+
+def section_jobs(
+    setup: Setup, candidates: int, seed: int, host: dict[str, Any], files: dict[str, str]
+) -> pd.DataFrame:
+    """Each job kind over the same `candidates` random candidates, in a fresh process with an empty store:
+    wall time from process start, the share of start + loads, and per candidate the mean of each phase."""
+    genomes = [[int(g) for g in genome] for genome in setup.random(candidates, seed)]
     rows = []
-    quality = EvaluationSettings(setup.settings.calibration_batch_size, setup.settings.eval_batch_size)
-    eager = EvaluationSettings(
-        setup.settings.calibration_batch_size,
-        setup.settings.eval_batch_size,
-        replace(setup.latency, method="eager_int8"),
-    )
-    for job, settings, measure_accuracy in (
-        ("quality shard", quality, True),
-        ("latency job, compiled", setup.settings, False),
-        ("latency job, eager INT8 estimate", eager, False),
-    ):
-        for index, genome in enumerate(setup.random(candidates, seed)):
-            arch, policy = setup.candidate(genome)
-            start = time.perf_counter()
-            record = evaluate_candidate(
-                setup.supernet,
-                arch,
-                policy,
-                setup.calibration,
-                setup.validation,
-                settings,
-                measure_accuracy=measure_accuracy,
-            )
-            rows.append(
-                {
-                    "job": job,
-                    "candidate": index,
-                    "subnetwork": describe(arch, subnetwork_policy(setup.supernet.extract(arch), policy)),
-                    "wall_s": time.perf_counter() - start,
-                    **{f"{k}_s": v for k, v in record["timings_s"].items()},
-                }
-            )
+    for label, kind in JOBS.items():
+        with tempfile.TemporaryDirectory(prefix="evals-") as store:
+            request = {
+                "kind": kind,
+                "files": files,
+                "store": store,
+                "genomes": genomes,
+                "host": host,
+                "calibration_batch_size": setup.settings.calibration_batch_size,
+                "eval_batch_size": setup.settings.eval_batch_size,
+            }
+            result = _run_worker("--job-worker", request)
+        wall = result["done"]
+        phases = pd.DataFrame(result["timings"]).fillna(0.0)
+        rows.append(
+            {
+                "job": label,
+                "candidates": candidates,
+                "wall_s": wall,
+                "start_and_loads_s": result["start_and_loads_s"],
+                "start_and_loads_share": result["start_and_loads_s"] / wall,
+                "per_candidate_s": wall / candidates,
+                "per_candidate_without_start_s": (wall - result["start_and_loads_s"]) / candidates,
+                **{f"{phase}_s": seconds for phase, seconds in phases.mean().items()},
+            }
+        )
     return pd.DataFrame(rows)
+
+
+def section_repeat(setup: Setup, jobs: int, host: dict[str, Any], files: dict[str, str]) -> pd.DataFrame:
+    """Repeatability of a latency: the largest sub-network, all-INT8, measured by `jobs` separate latency
+    jobs (each compiles it anew): the spread of the reported statistic between jobs."""
+    genome = [int(g) for g in setup.extreme(largest=True)]
+    rows = []
+    for job in range(jobs):
+        with tempfile.TemporaryDirectory(prefix="evals-") as store:
+            request = {
+                "kind": "latency",
+                "files": files,
+                "store": store,
+                "genomes": [genome],
+                "host": host,
+                "calibration_batch_size": setup.settings.calibration_batch_size,
+                "eval_batch_size": setup.settings.eval_batch_size,
+            }
+            _run_worker("--job-worker", request)
+            record = next(EvaluationStore(store).root.rglob("*.json")).read_text()
+        stats = json.loads(record)["record"]["latency"]
+        rows.append({"job": job, **{k: stats[k] for k in ("mean", "median", "std", "p5", "p95", "min")}})
+    frame = pd.DataFrame(rows)
+    spread = frame["mean"].std(ddof=1) / frame["mean"].mean()
+    frame["between_job_cv_of_mean"] = spread
+    frame["between_job_range_ratio"] = frame["mean"].max() / frame["mean"].min()
+    return frame
 
 
 # ---------------------------------------------------------------------------------------------- cache
@@ -308,12 +389,13 @@ def compile_worker(genomes: list[list[int]], threads: int) -> list[dict[str, Any
     return results
 
 
-def _run_worker(genomes: list[np.ndarray], cache_dir: Path, threads: int) -> list[dict[str, Any]]:
-    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache_dir)}
-    payload = json.dumps([[int(g) for g in genome] for genome in genomes])
+def _run_worker(flag: str, request: Any, env: Mapping[str, str] | None = None, threads: int = 2) -> Any:
+    """Run this script as a worker process (`flag` with a JSON request); its last stdout line is JSON."""
+    if isinstance(request, dict):
+        request = {**request, "spawned": time.time()}
     done = subprocess.run(
-        [sys.executable, __file__, "--compile-worker", payload, "--threads", str(threads)],
-        env=env,
+        [sys.executable, __file__, flag, json.dumps(request), "--threads", str(threads)],
+        env={**os.environ, **(env or {})},
         check=True,
         capture_output=True,
         text=True,
@@ -331,7 +413,9 @@ def section_cache(setup: Setup, candidates: int, seed: int, threads: int) -> pd.
             ("warm cache dir, new process, same candidates", first),
             ("warm cache dir, new process, new candidates", second),
         ):
-            for order, result in enumerate(_run_worker(genomes, Path(cache), threads)):
+            payload = [[int(g) for g in genome] for genome in genomes]
+            env = {"TORCHINDUCTOR_CACHE_DIR": cache}
+            for order, result in enumerate(_run_worker("--compile-worker", payload, env, threads)):
                 rows.append({"condition": condition, "order_in_process": order, **result})
     return pd.DataFrame(rows)
 
@@ -437,16 +521,21 @@ def main() -> None:
     )
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--candidates", type=int, default=6, help="candidates per shard / cache process")
+    parser.add_argument("--candidates", type=int, default=24, help="candidates per job / cache process")
+    parser.add_argument("--repeat-jobs", type=int, default=5, help="separate latency jobs for repeatability")
     parser.add_argument("--subnets", type=int, default=24, help="sub-networks for Kendall's tau")
     parser.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds for tau")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--probe-samples", type=int, default=2000, help="training sentences for the head")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     parser.add_argument("--compile-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--job-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.compile_worker:
         print(json.dumps(compile_worker(json.loads(args.compile_worker), args.threads)))
+        return
+    if args.job_worker:
+        print(json.dumps(job_worker(json.loads(args.job_worker))))
         return
 
     sections = args.sections.split(",")
@@ -463,11 +552,14 @@ def main() -> None:
     tables: dict[str, pd.DataFrame] = {}
     if "cost" in sections:
         tables["cost"] = section_cost(setup)
-    if "shard" in sections:
-        tables["shard"] = section_shard(setup, args.candidates, args.seed)
-        per_job = tables["shard"].groupby("job")["wall_s"].agg(["count", "mean"])
-        per_job["candidates_per_minute"] = 60 / per_job["mean"]
-        tables["shard_summary"] = per_job.reset_index()
+    host = {"name": "local", **yaml.safe_load(CONFIG.read_text())["hosts"]["local"], "threads": args.threads}
+    with tempfile.TemporaryDirectory(prefix="job-files-") as job_root:
+        if {"jobs", "repeat"} & set(sections):
+            files = write_job_files(setup, Path(job_root))
+        if "jobs" in sections:
+            tables["jobs"] = section_jobs(setup, args.candidates, args.seed, host, files)
+        if "repeat" in sections:
+            tables["repeat"] = section_repeat(setup, args.repeat_jobs, host, files)
     if "cache" in sections:
         tables["cache"] = section_cache(setup, args.candidates, args.seed + 100, args.threads)
     if "tau" in sections:

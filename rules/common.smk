@@ -144,20 +144,28 @@ def history_of(wildcards) -> list[str]:
     ]
 
 
-def shards_of(wildcards) -> list[str]:
+def candidate_count(wildcards) -> int:
+    """How many candidates iteration `it` proposed (0 once the search has evaluated its whole space)."""
     candidates = checkpoints.propose.get(**wildcards).output.candidates
-    count = len(json.loads(open(candidates).read())["genomes"])
+    return len(json.loads(open(candidates).read())["genomes"])
+
+
+def shards_of(wildcards) -> list[str]:
+    """Accuracy + size shards of an iteration; none for a latency run, whose latency job measures accuracy,
+    size and latency of each candidate in one pass (one quantization, one process)."""
+    if run_of(wildcards).host:
+        return []
     return [
         f"{RUN_DIR}/it{{it}}/shard{shard}.csv".format(**wildcards)
-        for shard in range(min(config["shards"], count))
+        for shard in range(min(config["shards"], candidate_count(wildcards)))
     ]
 
 
 def latency_of(wildcards) -> list[str]:
     host = run_of(wildcards).host
-    return (
-        [f"{RUN_DIR}/it{{it}}/latency-{host}.csv".format(**wildcards)] if host else []
-    )
+    if not host or not candidate_count(wildcards):
+        return []
+    return [f"{RUN_DIR}/it{{it}}/latency-{host}.csv".format(**wildcards)]
 
 
 def iterations_of(wildcards) -> list[str]:

@@ -4,7 +4,7 @@ import logging
 
 import pandas as pd
 
-from simqnas.hosts import latency_front
+from simqnas.host_front import latency_front
 from simqnas.io import atomic_path
 from simqnas.logs import log_to
 

@@ -15,9 +15,19 @@ space = SearchSpace.from_yaml(snakemake.input.space).subspace(run.space)
 history = history_from_tables(list(snakemake.input.history), space.n_genes, run.objective)
 algorithm = get_algorithm(run.algorithm, **snakemake.params.algorithm)
 genomes = algorithm.propose(space, history, run.iteration_size(iteration), run.seed, iteration)
+requested = run.iteration_size(iteration)
 logging.info(
     "%s iteration %d: %d candidates from %d evaluations", run.algorithm, iteration, len(genomes), len(history)
 )
+if len(genomes) < requested:
+    logging.warning(
+        "the space is exhausted: %d of %d candidates proposed (every other network is evaluated); the run "
+        "ends with %d evaluations of its budget of %d",
+        len(genomes),
+        requested,
+        len(history) + len(genomes),
+        run.evaluations,
+    )
 write_candidates(
     snakemake.output.candidates,
     genomes,

@@ -7,14 +7,16 @@ import pandas as pd
 
 from simqnas.evalstore import EvaluationStore
 from simqnas.io import atomic_path
+from simqnas.latency import HostProfile
 from simqnas.logs import log_to
-from simqnas.shard import EvaluationContext, HostProfile, measure_latencies
+from simqnas.shard import EvaluationContext, measure_on_host
 
 log_to(snakemake.log[0])
-host = HostProfile.for_latency_job(snakemake.params.host)
+host, machine = HostProfile.for_latency_job(snakemake.params.host)
 front = pd.read_csv(snakemake.input.front)
 members = [(int(m), np.asarray(json.loads(g))) for m, g in zip(front["member"], front["genome"], strict=True)]
 context = EvaluationContext.from_job(snakemake.input, "joint", snakemake.params.supernet)
-table = measure_latencies(context, members, host, EvaluationStore(snakemake.params.store))
+store = EvaluationStore(snakemake.params.store)
+table = measure_on_host(context, members, host, machine, store, with_quality=False)
 with atomic_path(snakemake.output[0]) as tmp:
     table.to_csv(tmp, index=False)

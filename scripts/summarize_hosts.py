@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from simqnas.hosts import host_comparison
+from simqnas.host_front import host_comparison
 from simqnas.io import atomic_path
 from simqnas.logs import log_to
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from simqnas.space import SearchSpace, SpaceError
+from simqnas.space import EXACT_COUNT_BITS, SearchSpace, SpaceError, count_text
 
 #: exit status of a command given an invalid file (argparse uses the same for invalid arguments)
 EXIT_INVALID = 2
@@ -14,7 +14,11 @@ EXIT_INVALID = 2
 
 def _space_size(args: argparse.Namespace) -> None:
     space = SearchSpace.from_yaml(args.file, supernet=args.supernet)
-    print(json.dumps(space.sizes()))
+    # counts beyond ~900 digits as text ("about 1.2e6020"): Python refuses to print integers of 4,300 digits
+    sizes = {
+        name: n if n.bit_length() <= EXACT_COUNT_BITS else count_text(n) for name, n in space.sizes().items()
+    }
+    print(json.dumps(sizes))
 
 
 def _parser() -> argparse.ArgumentParser:

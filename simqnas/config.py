@@ -6,17 +6,25 @@ names the offending key, never after hours of training.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
 import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import yaml
 
 from simqnas.space import SearchSpace, SpaceError, space_from_spec
+from simqnas.yamlfile import YamlError, check_expansion, load_yaml, short_repr
+
+if TYPE_CHECKING:
+    from simqnas.supernets.base import SuperNetwork
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
@@ -49,8 +57,16 @@ PRETRAINED_FILES = {"bert": ("config.json", "model.safetensors"), "vit": ("confi
 PRETRAINED_FILE_FAMILIES = {"multiway", "resnet"}
 #: where every rule writes (paths in rules/*.smk are relative to the working directory)
 RESULTS = Path("results")
-#: the search whose final Pareto front is measured again on every host profile (simqnas.hosts)
+#: the search whose final Pareto front is measured again on every host profile (simqnas.host_front)
 FRONT_SEARCH = {"space": "joint", "objective": "latency", "algorithm": "linas"}
+#: search iterations of one run, and of all runs together: Snakemake plans every iteration's jobs when it
+#: starts, so a budget beyond these would keep it planning for hours (the paper's config: 10 per run, 450)
+MAX_RUN_ITERATIONS = 1_000
+MAX_ITERATIONS = 20_000
+#: an integer anywhere in a config beyond 64 bits is a typo (and beyond what numpy and torch accept)
+MAX_INTEGER_BITS = 64
+#: hyperparameters of a saved network that count layers or blocks: each needs at least one tensor
+COUNT_HYPERPARAMETERS = {"num_layers", "base_depths", "depth_choices"}
 
 
 def put_on_pythonpath(directory: str | Path) -> None:
@@ -98,6 +114,39 @@ def _key_path(path: Any) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
+def check_config_files(paths: Sequence[str | Path]) -> None:
+    """Read the config files strictly before Snakemake's loader does (or after it, for `--configfile`):
+    a key given twice, a file that is not UTF-8, an alias bomb or invalid YAML is one line naming it."""
+    for path in paths:
+        try:
+            data = load_yaml(path)
+        except YamlError as error:
+            raise ConfigError(f"config: {error}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config: {path}: must be a mapping of keys (threads, datasets, ...)")
+
+
+def _check_values(config: Any) -> None:
+    """Bounded size first (a shared object counts at each place it appears), then every number: NaN and
+    infinity are refused wherever a number is read, integers beyond 64 bits as typos."""
+    try:
+        check_expansion(config, "config")
+    except YamlError as error:
+        raise ConfigError(str(error)) from None
+    visited: set[int] = set()
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(config, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config: {_key_path(path)}: {value} is not a finite number")
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INTEGER_BITS:
+            raise ConfigError(f"config: {_key_path(path)}: {short_repr(value)} is beyond 64 bits")
+        if isinstance(value, dict | list | tuple) and id(value) not in visited:
+            visited.add(id(value))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((child, (*path, key)) for key, child in items)
+
+
 def validate_schema(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> None:
     """Validate against the JSON schema (draft 2020-12); raise ConfigError for the first error found."""
     schema = yaml.safe_load(schema_path.read_text())
@@ -111,6 +160,8 @@ def validate_schema(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         message = error.message
         if error.validator == "additionalProperties":
             message = f"unknown key ({message})"
+        if len(message) > 300:  # the message quotes the value, which may be long
+            message = f"{message[:150]} ... {message[-100:]}"
         raise ConfigError(f"config: {_key_path(error.absolute_path)}: {message}")
 
 
@@ -159,26 +210,118 @@ def _safetensors_metadata(path: Path, where: str) -> dict[str, str]:
         raise ConfigError(f"config: {where}: {path}: not a readable safetensors file ({error})") from None
 
 
-def _check_checkpoint(path: Path, family: str, where: str) -> None:
-    """A trained super-network as `SuperNetwork.save` writes it, of the configured family."""
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No warnings or log lines while networks are built for the check (the check's output is one line)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def _weight_shapes(path: Path, where: str) -> dict[str, tuple[int, ...]]:
+    """Every tensor of a weights file (safetensors, or a torch file opened with `weights_only=True`: a
+    truncated, zero-filled or pickled-code file is refused) with its shape; a tensor holding NaN or infinity
+    is refused, since every number computed from it would be meaningless."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    from simqnas.supernets.base import read_checkpoint
+
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), "pt") as f:
+                tensors = ((key, f.get_tensor(key)) for key in f.keys())  # noqa: SIM118 (not a dict)
+                shapes = {key: _finite(tensor, key, path, where) for key, tensor in tensors}
+        except (SafetensorError, OSError) as error:
+            raise ConfigError(f"config: {where}: {path}: not a readable safetensors file ({error})") from None
+        return shapes
+    try:
+        with _quiet():
+            state = read_checkpoint(path)
+    except (OSError, ValueError) as error:
+        if "weights-only torch file" not in str(error):
+            raise ConfigError(f"config: {where}: {str(error).splitlines()[0]}") from None
+        # torch's own message suggests weights_only=False, i.e. running whatever code the file holds
+        raise ConfigError(
+            f"config: {where}: {path}: not a readable weights-only torch file (truncated, damaged, or "
+            "holding objects other than tensors, which are never unpickled)"
+        ) from None
+    return {
+        key: _finite(tensor, key, path, where) for key, tensor in state.items() if torch.is_tensor(tensor)
+    }
+
+
+def _finite(tensor: Any, key: str, path: Path, where: str) -> tuple[int, ...]:
+    import torch
+
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise ConfigError(f"config: {where}: {path}: tensor {key} holds NaN or infinite values")
+    return tuple(tensor.shape)
+
+
+def _saved_network(path: Path, family: str, where: str) -> SuperNetwork:
+    """A trained super-network as `SuperNetwork.save` writes it, of the configured family: its weights read
+    and finite, its hyperparameters bounded by the weights the file holds (so that an impossible size is
+    refused before anything is allocated), then built without memory (on the meta device) and compared with
+    the weights' shapes. Returns that memory-less network, for the space checks."""
+    import torch
+
+    from simqnas.supernets import FAMILIES
+
     if not path.is_file():
         raise ConfigError(f"config: {where}: {path} is not a file")
-    saved = _safetensors_metadata(path, where).get("family")
+    metadata = _safetensors_metadata(path, where)
+    saved = metadata.get("family")
     if saved != family:
         raise ConfigError(
             f"config: {where}: {path} holds a {saved!r} super-network, the config says family '{family}'"
             if saved
             else f"config: {where}: {path} is no saved super-network (no 'family' in its metadata)"
         )
+    shapes = _weight_shapes(path, where)
+    try:
+        hyperparameters = yaml.safe_load(metadata["hyperparameters"])  # JSON, which YAML reads
+        if not isinstance(hyperparameters, dict):
+            raise ValueError("not a mapping")
+    except (KeyError, ValueError, yaml.YAMLError) as error:
+        raise ConfigError(f"config: {where}: {path}: unreadable hyperparameters metadata ({error})") from None
+    elements = sum(math.prod(shape) for shape in shapes.values())
+    for key, value in hyperparameters.items():
+        for number in value if isinstance(value, list) else [value]:
+            if isinstance(number, bool) or not isinstance(number, int):
+                continue
+            bound, what = (len(shapes), "tensors") if key in COUNT_HYPERPARAMETERS else (elements, "weights")
+            if number > bound:
+                raise ConfigError(
+                    f"config: {where}: {path}: hyperparameter {key}={short_repr(number)} would build a "
+                    f"network larger than the {bound} {what} the file holds"
+                )
+    try:
+        with torch.device("meta"), _quiet():
+            network = FAMILIES[family](**hyperparameters)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"config: {where}: {path}: invalid hyperparameters ({error})") from None
+    for key, tensor in network.state_dict().items():
+        if shapes.get(key) != tuple(tensor.shape):
+            raise ConfigError(
+                f"config: {where}: {path}: the weights do not fit its hyperparameters ({key}: "
+                f"{shapes.get(key, 'missing')}, expected {tuple(tensor.shape)})"
+            )
+    return network
 
 
 def _check_pretrained(path: Path, family: str, where: str) -> None:
-    """A pre-trained model folder with the files the family's loader reads, weights not truncated."""
+    """Pre-trained weights (a folder with the files the family's loader reads, or one checkpoint file)
+    readable, not truncated, finite."""
     if family in PRETRAINED_FILE_FAMILIES:
         if not path.is_file():
             raise ConfigError(f"config: {where}: {path} is not a file")
-        if path.suffix == ".safetensors":
-            _safetensors_metadata(path, where)
+        _weight_shapes(path, where)
         return
     if not path.is_dir():
         raise ConfigError(f"config: {where}: {path} is not a folder")
@@ -187,6 +330,47 @@ def _check_pretrained(path: Path, family: str, where: str) -> None:
             raise ConfigError(f"config: {where}: {path / name} not found")
         if name.endswith(".safetensors"):
             _safetensors_metadata(path / name, where)
+            _weight_shapes(path / name, where)
+
+
+def _built_network(net: dict[str, Any], dataset: dict[str, Any], where: str, base: Path) -> SuperNetwork:
+    """The network a job would build from the config, built without memory (on the meta device)."""
+    import torch
+
+    from simqnas.supernets import build_supernet
+
+    spec = dict(net)
+    if spec.get("pretrained"):
+        spec["pretrained"] = str(base / spec["pretrained"])
+    try:
+        with torch.device("meta"), _quiet():
+            return build_supernet(spec, dataset, seed=0)
+    except (OSError, KeyError, TypeError, ValueError) as error:
+        raise ConfigError(
+            f"config: {where}: cannot build the {net['family']} super-network ({str(error).splitlines()[0]})"
+        ) from None
+
+
+def _check_network(
+    network: SuperNetwork, space: SearchSpace, net: dict[str, Any], name: str, config: Any
+) -> None:
+    """What the first job would find: every choice of every elastic parameter runnable, the quantization
+    layers those of the network, the sequence length within the position embeddings."""
+    from simqnas.supernets import resolve_space
+
+    try:
+        with _quiet():
+            resolve_space(space, network)
+    except ValueError as error:
+        raise ConfigError(f"config: supernets.{name}.space: {error}") from None
+    positions = network.hyperparameters().get("max_position")
+    dataset = config["datasets"][net["dataset"]]
+    length = dataset.get("max_length", 64)
+    if positions is not None and length > positions:
+        raise ConfigError(
+            f"config: datasets.{net['dataset']}.max_length: {length} is beyond the {positions} position "
+            f"embeddings of supernets.{name}"
+        )
 
 
 def check_results_folder(results: Path = RESULTS) -> None:
@@ -206,8 +390,13 @@ def check_results_folder(results: Path = RESULTS) -> None:
         raise ConfigError(f"{results}: not writable ({error.strerror or error}: {folder})") from None
 
 
-def check_config(config: dict[str, Any], base: Path = Path()) -> list[SearchRun]:
-    """Validate everything that can be known before a job runs; return the search runs it defines."""
+def check_config(config: dict[str, Any], base: Path = Path(), networks: bool = True) -> list[SearchRun]:
+    """Validate everything that can be known before a job runs; return the search runs it defines.
+
+    `networks`: also build every super-network without memory (meta device; a second or two, importing
+    torch) to check its checkpoint's hyperparameters and every choice of its space, as its first job would.
+    """
+    _check_values(config)
     validate_schema(config)
     datasets, supernets, hosts = config["datasets"], config["supernets"], config.get("hosts", {"local": {}})
 
@@ -231,6 +420,7 @@ def check_config(config: dict[str, Any], base: Path = Path()) -> list[SearchRun]
         if dataset["kind"] == "text":
             _check_text_rows(dataset, where, base)
 
+    spaces: dict[str, tuple[SearchSpace, SuperNetwork | None]] = {}
     for name, net in supernets.items():
         where = f"supernets.{name}"
         if net["dataset"] not in datasets:
@@ -252,11 +442,12 @@ def check_config(config: dict[str, Any], base: Path = Path()) -> list[SearchRun]
             path = net.get(key)
             if path and not (base / path).exists():
                 raise ConfigError(f"config: {where}.{key}: not found: {path}")
+        saved = None
         if net.get("checkpoint"):
-            _check_checkpoint(base / net["checkpoint"], net["family"], f"{where}.checkpoint")
+            saved = _saved_network(base / net["checkpoint"], net["family"], f"{where}.checkpoint")
         if net.get("pretrained"):
             _check_pretrained(base / net["pretrained"], net["family"], f"{where}.pretrained")
-        load_space(net["space"], f"{where}.space", base)
+        space = load_space(net["space"], f"{where}.space", base)
         calibration = net.get("calibration", {}).get("samples", 64)
         available = datasets[net["dataset"]]["splits"]["calibration"]
         if calibration > available:
@@ -264,6 +455,7 @@ def check_config(config: dict[str, Any], base: Path = Path()) -> list[SearchRun]
                 f"config: {where}.calibration.samples: {calibration} is larger than the calibration split "
                 f"of dataset '{net['dataset']}' ({available})"
             )
+        spaces[name] = (space, saved)
 
     for name, host in hosts.items():
         if host.get("feature") is None and name != "local":
@@ -273,6 +465,7 @@ def check_config(config: dict[str, Any], base: Path = Path()) -> list[SearchRun]
             )
 
     runs: dict[tuple[str, str, str, str, int], SearchRun] = {}
+    planned = 0
     for name, experiment in config["experiments"].items():
         where = f"experiments.{name}"
         if experiment["supernet"] not in supernets:
@@ -284,6 +477,21 @@ def check_config(config: dict[str, Any], base: Path = Path()) -> list[SearchRun]
             raise ConfigError(
                 f"config: {where}.population: {experiment['population']} is larger than the budget "
                 f"evaluations={experiment['evaluations']}"
+            )
+        iterations = math.ceil(experiment["evaluations"] / experiment["population"])
+        if iterations > MAX_RUN_ITERATIONS:
+            raise ConfigError(
+                f"config: {where}.evaluations: {experiment['evaluations']} evaluations in populations of "
+                f"{experiment['population']} make {iterations} iterations per run, at most "
+                f"{MAX_RUN_ITERATIONS} (Snakemake plans every iteration when it starts)"
+            )
+        kinds = [experiment.get(key, ["joint"]) for key in ("spaces", "objectives", "algorithms", "seeds")]
+        planned += iterations * math.prod(map(len, kinds))
+        if planned > MAX_ITERATIONS:
+            raise ConfigError(
+                f"config: {where}: the experiments make {planned} search iterations or more, at most "
+                f"{MAX_ITERATIONS} in all (Snakemake plans every iteration when it starts: fewer seeds, "
+                "algorithms or evaluations, or larger populations)"
             )
         host = experiment.get("host")
         if "latency" in experiment["objectives"]:
@@ -313,6 +521,11 @@ def check_config(config: dict[str, Any], base: Path = Path()) -> list[SearchRun]
                             )
                         runs[identity] = run
     _check_references(supernets, config["experiments"])
+    if networks:  # last: the other checks need no PyTorch and answer faster
+        for name, (space, saved) in spaces.items():
+            net = supernets[name]
+            network = saved or _built_network(net, datasets[net["dataset"]], f"supernets.{name}", base)
+            _check_network(network, space, net, name, config)
     return sorted(runs.values())
 
 

@@ -13,15 +13,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from simqnas.io import write_json_atomic
+from simqnas.yamlfile import short_repr
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+#: an entry is a few hundred bytes; anything much larger in its place is not one
+MAX_ENTRY_BYTES = 1 << 20
 _ENTRY_FIELDS = {"schema", "key", "fields", "record", "checksum"}
 
 #: validates a record's content: what is wrong with it, or None
@@ -103,18 +108,24 @@ class EvaluationStore:
 
         `check` validates the record's content (e.g. an accuracy within [0, 1]); it returns what is wrong,
         or None. A failing entry is treated as missing, so the caller evaluates it again and overwrites it.
+        Whatever is in the entry's place (a FIFO, a device, a folder, a huge or deeply nested file, values
+        of the wrong type), reading it never blocks, never raises and never reads more than
+        `MAX_ENTRY_BYTES`.
         """
         path = self.path(key)
         try:
-            entry = json.loads(path.read_text())
+            entry = json.loads(_read_entry(path))
+            problem = _problem(entry, key)
+            if problem is None and check is not None:
+                problem = check(entry["record"])
         except FileNotFoundError:
             return None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            log.warning("evalstore: %s: unreadable, treated as missing (%s)", path, error)
+        except Exception as error:  # anything in the entry's place is a miss, never the end of a shard
+            message = str(error).splitlines()[0] if str(error) else ""
+            log.warning(
+                "evalstore: %s: unreadable, treated as missing (%s: %s)", path, type(error).__name__, message
+            )
             return None
-        problem = _problem(entry, key)
-        if problem is None and check is not None:
-            problem = check(entry["record"])
         if problem:
             log.warning("evalstore: %s: %s, treated as missing", path, problem)
             return None
@@ -124,14 +135,28 @@ class EvaluationStore:
         return self.get(key) is not None
 
 
+def _read_entry(path: Path) -> str:
+    """An entry's text: opened without blocking (a FIFO in its place would wait for a writer), only if it is
+    a regular file, and only up to `MAX_ENTRY_BYTES`."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ValueError("not a regular file")
+        data = f.read(MAX_ENTRY_BYTES + 1)
+    if len(data) > MAX_ENTRY_BYTES:
+        raise ValueError(f"larger than {MAX_ENTRY_BYTES} bytes")
+    return data.decode()
+
+
 def _problem(entry: Any, key: str) -> str | None:
     """Why an entry read from disk is not a valid evaluation of `key` (None if it is)."""
     if not isinstance(entry, dict) or set(entry) != _ENTRY_FIELDS:
         return f"fields are not {sorted(_ENTRY_FIELDS)}"
-    if entry["schema"] != SCHEMA_VERSION:
-        return f"schema {entry['schema']!r} is not {SCHEMA_VERSION}"
+    if type(entry["schema"]) is not int or entry["schema"] != SCHEMA_VERSION:  # True == 1: type first
+        return f"schema {short_repr(entry['schema'])} is not {SCHEMA_VERSION}"
     if entry["key"] != key:
-        return f"holds key {entry['key']!r}"
+        return f"holds key {short_repr(entry['key'])}"
     if not isinstance(entry["fields"], dict) or not isinstance(entry["record"], dict):
         return "fields or record is not an object"
     try:

@@ -7,6 +7,7 @@ indices), accuracy, size_bytes, latency_ms (empty when the run does not measure 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import pandas as pd
 
 from simqnas.io import write_json_atomic
 from simqnas.search.base import History, Objective
+
+log = logging.getLogger(__name__)
 
 #: objective name -> (column of the tidy tables, maximize?)
 OBJECTIVES: dict[str, tuple[str, bool]] = {
@@ -68,19 +71,36 @@ def check_measurements(frame: pd.DataFrame, columns: Sequence[str], source: str)
             raise ValueError(f"{source}: candidate {candidate}: invalid {column} {frame.at[first, column]!s}")
 
 
+#: what an accuracy + size evaluation writes per candidate (shards, and latency jobs of a latency run)
+QUALITY_COLUMNS = ["candidate", "accuracy", "size_bytes", "quality_key", "quality_cached"]
+
+
 def gather_iteration(
     genomes: np.ndarray, shards: Sequence[str | Path], latency: Sequence[str | Path], iteration: int
 ) -> pd.DataFrame:
-    """One row per proposed candidate: the shards' accuracy and size joined with latency if measured."""
-    frame = pd.concat([pd.read_csv(s) for s in shards], ignore_index=True).sort_values("candidate")
+    """One row per proposed candidate: accuracy and size (from the shards or, in a latency run, from the
+    latency job, which measures all three in one pass) joined with latency if measured.
+
+    An iteration without candidates (the search has evaluated every network of its space) has no shards
+    and gives an empty table: the run ends with what it has, logged, instead of failing.
+    """
+    if not len(genomes):
+        log.warning("iteration %d: no candidates left, every network of the space is evaluated", iteration)
+        return pd.DataFrame({"iteration": [], "candidate": [], "genome": []})
+    timing = pd.concat([pd.read_csv(t) for t in latency], ignore_index=True) if latency else None
+    if shards:
+        frame, source = pd.concat([pd.read_csv(s) for s in shards], ignore_index=True), str(shards[0])
+    elif timing is not None:
+        frame, source = timing[QUALITY_COLUMNS], str(latency[0])
+        timing = timing.drop(columns=QUALITY_COLUMNS[1:])
+    else:
+        raise ValueError(f"iteration {iteration}: neither shards nor latency tables to gather")
+    frame = frame.sort_values("candidate")
     expected = list(range(len(genomes)))
     if frame["candidate"].tolist() != expected:
-        raise ValueError(
-            f"shards {list(map(str, shards))} do not cover candidates 0..{len(genomes) - 1} once"
-        )
-    check_measurements(frame, ["accuracy", "size_bytes"], str(shards[0]))
-    if latency:
-        timing = pd.concat([pd.read_csv(t) for t in latency], ignore_index=True)
+        raise ValueError(f"{source}: the evaluations do not cover candidates 0..{len(genomes) - 1} once")
+    check_measurements(frame, ["accuracy", "size_bytes"], source)
+    if timing is not None:
         check_measurements(timing, ["latency_ms"], str(latency[0]))
         frame = frame.merge(timing, on="candidate", how="left", validate="one_to_one")
         check_measurements(frame, ["latency_ms"], str(latency[0]))

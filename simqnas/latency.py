@@ -1,5 +1,6 @@
-"""Batch-1 CPU latency that survives a busy machine: warm-up, many timed runs, robust statistics, a stability
-gate that re-measures (interleaved with the reference the latency is normalized by), and the host.
+"""CPU latency that survives a busy machine: warm-up, many timed runs, robust statistics, a stability gate
+that re-measures (interleaved with the reference the latency is normalized by); the host profiles it is
+measured on, and the machine that measured it.
 
 The reported latency is the **median** of the timed runs, with the interquartile range (IQR, p25..p75) as its
 spread: a disturbance (another process, a preemption, frequency drops) that hits fewer than half of the runs
@@ -14,7 +15,7 @@ summaries leave it out of fronts, hypervolumes and headline claims (docs/latency
 Every latency record carries `host_info()`: latencies are only comparable on the same CPU, thread count and
 software, and normalized latency divides by the all-INT8 baseline measured on the same host. Under SLURM it
 also names the node and the node's features as SLURM reports them, so a host profile can refuse a node that
-is not of its kind (`simqnas.shard.HostProfile.check_machine`).
+is not of its kind (`HostProfile.check_machine`).
 """
 
 from __future__ import annotations
@@ -504,4 +505,154 @@ def host_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "slurm": slurm_node(),
+    }
+
+
+#: how latency is measured: "compiled" INC INT8 model through Inductor (end-to-end, what results report)
+#: or "eager_int8" torch.ao eager INT8 model (no compile: a search-time estimate, see simqnas.eager_int8)
+LATENCY_METHODS = ("compiled", "eager_int8")
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """How one latency is timed: `batch_size` samples a call, `threads` intra-op threads (set before the
+    compile: Inductor bakes the thread count into the kernels it generates)."""
+
+    warmup: int
+    runs: int
+    threads: int
+    trim: float = 0.05
+    method: str = "compiled"
+    batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.method not in LATENCY_METHODS:
+            raise ValueError(f"latency method {self.method!r} is not one of {', '.join(LATENCY_METHODS)}")
+
+
+class WrongHostError(RuntimeError):
+    """A latency job landed on a machine that is not of its host profile's kind; nothing was measured."""
+
+
+def pin_process(threads: int, pin: bool) -> list[int]:
+    """Set this process's intra-op threads and, with `pin`, its CPU affinity to the first `threads` CPUs
+    it may use; returns the CPUs it now runs on. Call it before any model loads or compiles: OpenMP
+    threads started later inherit the affinity, and Inductor reads the thread count at compile time."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if pin and allowed:
+        if len(allowed) < threads:
+            raise WrongHostError(
+                f"pin_threads: {threads} threads wanted, but this process may run on {len(allowed)} CPUs only"
+            )
+        allowed = allowed[:threads]
+        os.sched_setaffinity(0, allowed)
+    torch.set_num_threads(threads)
+    return allowed
+
+
+@dataclass(frozen=True)
+class HostProfile:
+    """A latency host profile from the config, checked against the machine the job runs on."""
+
+    name: str
+    threads: int
+    warmup: int
+    runs: int
+    trim: float
+    batch_size: int = 1
+    cpu_model: str | None = None
+    feature: str | None = None
+    pin_threads: bool = True
+
+    @classmethod
+    def from_config(cls, spec: Mapping[str, object]) -> HostProfile:
+        return cls(**{k: spec[k] for k in cls.__dataclass_fields__ if k in spec})  # type: ignore[arg-type]
+
+    def settings(self, method: str = "compiled") -> LatencySettings:
+        return LatencySettings(
+            warmup=self.warmup,
+            runs=self.runs,
+            threads=self.threads,
+            trim=self.trim,
+            method=method,
+            batch_size=self.batch_size,
+        )
+
+    def check_machine(self, info: Mapping[str, object]) -> None:
+        """Refuse to measure on the wrong kind of node: its numbers would be filed under this host.
+
+        A profile with a `feature` needs a SLURM node that SLURM says carries it (outside SLURM, or when the
+        node's features cannot be read, nothing vouches for the machine); a `cpu_model` must be part of the
+        CPU model lscpu reports. Raises WrongHostError with one line naming the host, node and mismatch.
+        """
+        machine = info.get("hostname")
+        slurm = info.get("slurm")
+        if self.feature:
+            if not isinstance(slurm, Mapping):
+                raise WrongHostError(
+                    f"host {self.name}: refusing to measure on {machine}: the profile needs a SLURM node "
+                    f"with feature {self.feature!r}, and this job does not run under SLURM (no "
+                    "SLURMD_NODENAME); run it with --profile profiles/slurm"
+                )
+            node = slurm.get("node")
+            features = slurm.get("features")
+            if features is None:
+                raise WrongHostError(
+                    f"host {self.name}: refusing to measure on SLURM node {node}: cannot read its features "
+                    f"to check for {self.feature!r} ({slurm.get('error')})"
+                )
+            if self.feature not in features:  # type: ignore[operator]
+                raise WrongHostError(
+                    f"host {self.name}: refusing to measure on SLURM node {node}: it has features "
+                    f"{features}, not {self.feature!r}"
+                )
+            machine = f"SLURM node {node}"
+        if self.cpu_model and self.cpu_model not in str(info.get("cpu_model", "")):
+            raise WrongHostError(
+                f"host {self.name}: refusing to measure on {machine}: expected a CPU model containing "
+                f"{self.cpu_model!r}, lscpu says {info.get('cpu_model')!r}"
+            )
+
+    def checked_machine(self) -> dict[str, object]:
+        """The machine this process runs on (`host_info`), if it is of this profile's kind."""
+        info = host_info()
+        self.check_machine(info)
+        return info
+
+    @classmethod
+    def for_latency_job(cls, spec: Mapping[str, object]) -> tuple[HostProfile, dict[str, object]]:
+        """The profile of a latency job and the machine, checked before anything loads (a wrong node ends the
+        job in seconds with the one-line reason, SystemExit, not a traceback), with the process pinned to
+        the profile's threads (`pin_process`; the CPUs are recorded in the machine's `cpus`)."""
+        host = cls.from_config(spec)
+        try:
+            info = host.checked_machine()
+            info["cpus"] = pin_process(host.threads, host.pin_threads)
+        except WrongHostError as error:
+            raise SystemExit(str(error)) from None
+        return host, info
+
+    def key_fields(self, cpu_model: object) -> dict[str, object]:
+        """What, besides the candidate, determines a latency on this profile: the settings and the CPU."""
+        return {
+            "host": self.name,
+            "threads": self.threads,
+            "batch_size": self.batch_size,
+            "pin_threads": self.pin_threads,
+            "warmup": self.warmup,
+            "runs": self.runs,
+            "trim": self.trim,
+            "cpu_model": cpu_model,
+        }
+
+
+def machine_columns(info: Mapping[str, object]) -> dict[str, object]:
+    """Where a latency was measured, as table columns: CPU model, SLURM node and its features (`;`-joined;
+    empty outside SLURM)."""
+    slurm = info.get("slurm") or {}
+    assert isinstance(slurm, Mapping)
+    return {
+        "cpu_model": info.get("cpu_model"),
+        "node": slurm.get("node") or "",
+        "node_features": ";".join(slurm.get("features") or []),  # type: ignore[arg-type]
     }

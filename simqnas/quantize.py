@@ -15,7 +15,7 @@ against each other.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -67,28 +67,23 @@ def quantize_static(
     calibration_batches: Iterable[Inputs],
     policy: Mapping[str, str],
     *,
-    dynamic_batch: bool = True,
+    variable_dims: Sequence[Mapping[int, str]] | None = None,
 ) -> torch.fx.GraphModule:
     """INC static PTQ of `model` honouring `policy` (layer name -> "int8" | "fp32") exactly.
 
-    With `dynamic_batch` the batch dimension (dim 0 of every input) is exported symbolic, so one converted
-    model serves calibration, batched accuracy passes and batch-1 latency; `example_inputs` then needs a batch
-    of at least 2 (torch.export specializes sizes 0 and 1). Raises ValueError for a policy that does not
-    match the model and RuntimeError if the converted graph does not honour it.
+    `variable_dims` names, per input, the dimensions exported symbolic (default: the batch, dim 0 of every
+    input), so one converted model serves calibration, batched accuracy passes and batch-1 latency;
+    `example_inputs` then needs a size of at least 2 in each of them (torch.export specializes sizes 0 and
+    1), and a dimension other than the batch may shrink but not grow beyond its size in `example_inputs`.
+    Raises ValueError for a policy that does not match the model and RuntimeError if the converted graph
+    does not honour it.
     """
     from neural_compressor.torch.quantization import StaticQuantConfig, convert, prepare
 
     _quiet_inc()
     check_policy(model, policy)
     model = model.eval()
-    dynamic_shapes = None
-    if dynamic_batch:
-        if example_inputs[0].shape[0] < 2:
-            raise ValueError(
-                f"example_inputs: batch {example_inputs[0].shape[0]}: dynamic-batch export needs at least 2"
-            )
-        batch = torch.export.Dim("batch")
-        dynamic_shapes = tuple({0: batch} for _ in example_inputs)
+    dynamic_shapes = export_dims(example_inputs, variable_dims or tuple({0: "batch"} for _ in example_inputs))
     graph = export_for_quantization(model, example_inputs, dynamic_shapes)
 
     config = StaticQuantConfig()  # INC defaults: int8 per-channel sym weights, uint8 per-tensor asym acts
@@ -109,6 +104,28 @@ def quantize_static(
     if wrong:
         raise RuntimeError(f"quantize: the converted graph does not honour the policy for {', '.join(wrong)}")
     return converted
+
+
+def export_dims(
+    example_inputs: Inputs, variable_dims: Sequence[Mapping[int, str]]
+) -> tuple[dict[int, Any], ...]:
+    """torch.export dynamic shapes for `variable_dims`: one `Dim` per name, shared by every input that names
+    it; the batch is unbounded, any other dimension bounded by its size in `example_inputs`."""
+    if len(variable_dims) != len(example_inputs):
+        raise ValueError(f"variable_dims: {len(variable_dims)} entries for {len(example_inputs)} inputs")
+    dims: dict[str, Any] = {}
+    shapes = []
+    for tensor, named in zip(example_inputs, variable_dims, strict=True):
+        for axis, name in named.items():
+            if tensor.shape[axis] < 2:
+                raise ValueError(
+                    f"example_inputs: {name} (dim {axis}) is {tensor.shape[axis]}: symbolic needs 2 or more"
+                )
+            if name not in dims:
+                bound = None if axis == 0 else int(tensor.shape[axis])
+                dims[name] = torch.export.Dim(name, min=2, max=bound) if bound else torch.export.Dim(name)
+        shapes.append({axis: dims[name] for axis, name in named.items()})
+    return tuple(shapes)
 
 
 def export_for_quantization(
@@ -240,10 +257,33 @@ def compile_for_inference(qmodel: nn.Module, example_inputs: Inputs) -> Callable
     return compiled
 
 
-def int8_kernels_used(compiled: Callable[..., Any], inputs: Inputs) -> list[str]:
-    """Names of the oneDNN INT8 kernels one forward pass of `compiled` runs (profiler op names)."""
+def int8_kernel_calls(compiled: Callable[..., Any], inputs: Inputs) -> dict[str, int]:
+    """How often one forward pass of `compiled` calls each oneDNN INT8 kernel (profiler op names)."""
     from torch.profiler import ProfilerActivity, profile
 
     with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
         compiled(*inputs)
-    return sorted({e.name for e in prof.events() if e.name in INT8_KERNEL_NAMES})
+    calls: dict[str, int] = {}
+    for event in prof.events():
+        if event.name in INT8_KERNEL_NAMES:
+            calls[event.name] = calls.get(event.name, 0) + 1
+    return calls
+
+
+def int8_kernels_used(compiled: Callable[..., Any], inputs: Inputs) -> list[str]:
+    """Names of the oneDNN INT8 kernels one forward pass of `compiled` runs."""
+    return sorted(int8_kernel_calls(compiled, inputs))
+
+
+def check_int8_kernels(compiled: Callable[..., Any], inputs: Inputs, policy: Mapping[str, str]) -> int:
+    """The number of INT8 kernel calls of one forward pass, which must equal the policy's INT8 layers: a
+    layer the compiled graph runs in FP32 instead (a pattern Inductor did not fuse) would make the latency
+    that of another network. Raises RuntimeError naming both counts."""
+    calls = sum(int8_kernel_calls(compiled, inputs).values())
+    expected = sum(precision == INT8 for precision in policy.values())
+    if calls != expected:
+        raise RuntimeError(
+            f"compiled model: {calls} INT8 kernel calls for {expected} INT8 layers in its policy "
+            "(an INT8 layer fell back to FP32, or an FP32 one ran as INT8): not this candidate's latency"
+        )
+    return calls

@@ -20,23 +20,36 @@ import numpy as np
 import pandas as pd
 import torch
 
-from simqnas.data import load_split
-from simqnas.evalstore import EvaluationStore, evaluation_key, safetensors_sha256
-from simqnas.evaluate import (
+from simqnas.candidate import (
+    EVALUATION_RECIPE,
     EvaluationSettings,
-    LatencySettings,
-    accuracy,
-    batches,
+    PhaseTimer,
+    compile_checked,
     deployable_subnetwork,
     evaluate_candidate,
+    full_network_policy,
+    number_problem,
+    quantize_subnetwork,
+    subnetwork_policy,
+    time_latency,
+    timed_inputs,
 )
-from simqnas.latency import host_info, measure_latency
-from simqnas.quantize import compile_for_inference, model_size_bytes
+from simqnas.data import load_split
+from simqnas.evalstore import EvaluationStore, evaluation_key, safetensors_sha256
+from simqnas.history import QUALITY_COLUMNS
+from simqnas.latency import HostProfile, machine_columns
 from simqnas.space import SearchSpace
 from simqnas.supernets import load_supernet
 from simqnas.supernets.base import Arch, SuperNetwork
 
 log = logging.getLogger(__name__)
+
+
+def software_versions() -> dict[str, str]:
+    """The versions that change what a quantized model computes and how fast: part of every key."""
+    from importlib.metadata import version
+
+    return {"torch": torch.__version__, "neural_compressor": version("neural-compressor")}
 
 
 @dataclass
@@ -48,7 +61,7 @@ class EvaluationContext:
     calibration: dict[str, torch.Tensor]
     validation: dict[str, torch.Tensor]
     settings: EvaluationSettings
-    #: content hashes and settings that, with a candidate, determine its numbers
+    #: content hashes, settings, software and recipe versions that, with a candidate, determine its numbers
     provenance: dict[str, Any]
 
     @classmethod
@@ -70,6 +83,8 @@ class EvaluationContext:
             "validation": safetensors_sha256(validation_path),
             "calibration_batch_size": settings.calibration_batch_size,
             "eval_batch_size": settings.eval_batch_size,
+            "recipe": EVALUATION_RECIPE,
+            **software_versions(),
         }
         return cls(
             supernet,
@@ -104,20 +119,43 @@ class EvaluationContext:
     def quality_fields(self, arch: Arch, policy: Mapping[str, str]) -> dict[str, Any]:
         return {"metric": "quality", "arch": arch, "policy": dict(policy), **self.provenance}
 
+    def latency_fields(
+        self, arch: Arch, policy: Mapping[str, str], host: HostProfile, machine: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            **self.quality_fields(arch, policy),
+            "metric": "latency",
+            "method": "compiled",
+            **host.key_fields(machine.get("cpu_model")),
+        }
 
-def _number_problem(name: str, value: Any, low: float, high: float = math.inf) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"{name} {value!r} is not a number"
-    if not math.isfinite(value) or not low <= value <= high:
-        return f"{name} {value!r} is not a finite number within [{low}, {high}]"
-    return None
+    def evaluate(
+        self, arch: Arch, policy: Mapping[str, str], host: HostProfile | None, *, measure_accuracy: bool
+    ) -> dict[str, Any]:
+        """One pass over a candidate: size, and accuracy and/or latency on `host` (one quantization)."""
+        settings = EvaluationSettings(
+            self.settings.calibration_batch_size,
+            self.settings.eval_batch_size,
+            host.settings() if host else None,
+        )
+        return evaluate_candidate(
+            self.supernet,
+            arch,
+            policy,
+            self.calibration,
+            self.validation,
+            settings,
+            measure_accuracy=measure_accuracy,
+        )
 
 
 def quality_problem(record: Mapping[str, Any]) -> str | None:
     """What is wrong with an accuracy-and-size record (None if nothing): NaN, negative, out of range."""
-    return _number_problem("accuracy", record.get("accuracy"), 0.0, 1.0) or _number_problem(
-        "size_bytes", record.get("size_bytes"), 1.0
+    size = record.get("size_bytes")
+    problem = number_problem("accuracy", record.get("accuracy"), 0.0, 1.0) or number_problem(
+        "size_bytes", size, 1.0
     )
+    return problem or (None if float(size).is_integer() else f"size_bytes {size!r} is not a whole number")
 
 
 def latency_problem(record: Mapping[str, Any]) -> str | None:
@@ -126,7 +164,7 @@ def latency_problem(record: Mapping[str, Any]) -> str | None:
     if not isinstance(stats, Mapping) or not isinstance(record.get("host_info"), Mapping):
         return "no latency statistics or host_info"
     for name in ("mean", "std", "p5", "p95"):
-        problem = _number_problem(f"latency {name}", stats.get(name), 0.0)
+        problem = number_problem(f"latency {name}", stats.get(name), 0.0)
         if problem:
             return problem
     return None if stats["mean"] > 0 else "latency mean is 0"
@@ -147,6 +185,26 @@ def _store_checked(
     store.put(key, record, fields=fields)
 
 
+def _quality_row(index: int, record: Mapping[str, Any], key: str, cached: bool) -> dict[str, Any]:
+    return {
+        "candidate": index,
+        "accuracy": record["accuracy"],
+        "size_bytes": record["size_bytes"],
+        "quality_key": key,
+        "quality_cached": cached,
+    }
+
+
+def _log_quality(index: int, record: Mapping[str, Any], cached: bool) -> None:
+    log.info(
+        "candidate %d: accuracy %.4f size %d bytes (%s)",
+        index,
+        record["accuracy"],
+        record["size_bytes"],
+        "cached" if cached else f"{sum(record['timings_s'].values()):.1f} s",
+    )
+
+
 def evaluate_quality(
     context: EvaluationContext, genomes: Iterable[tuple[int, np.ndarray]], store: EvaluationStore
 ) -> pd.DataFrame:
@@ -159,186 +217,137 @@ def evaluate_quality(
         record = store.get(key, check=quality_problem)
         cached = record is not None
         if record is None:
-            result = evaluate_candidate(
-                context.supernet, arch, policy, context.calibration, context.validation, context.settings
-            )
-            record = {
-                "accuracy": result["accuracy"],
-                "size_bytes": result["size_bytes"],
-                "timings_s": result["timings_s"],
-            }
+            result = context.evaluate(arch, policy, None, measure_accuracy=True)
+            record = {k: result[k] for k in ("accuracy", "size_bytes", "timings_s")}
             _store_checked(store, key, record, fields, quality_problem, index)
-        log.info(
-            "candidate %d: accuracy %.4f size %d bytes (%s)",
-            index,
-            record["accuracy"],
-            record["size_bytes"],
-            "cached" if cached else f"{sum(record['timings_s'].values()):.1f} s",
-        )
-        rows.append(
-            {
-                "candidate": index,
-                "accuracy": record["accuracy"],
-                "size_bytes": record["size_bytes"],
-                "quality_key": key,
-                "quality_cached": cached,
-            }
-        )
-    return pd.DataFrame(
-        rows, columns=["candidate", "accuracy", "size_bytes", "quality_key", "quality_cached"]
-    )
+        _log_quality(index, record, cached)
+        rows.append(_quality_row(index, record, key, cached))
+    return pd.DataFrame(rows, columns=QUALITY_COLUMNS)
 
 
-class WrongHostError(RuntimeError):
-    """A latency job landed on a machine that is not of its host profile's kind; nothing was measured."""
-
-
-@dataclass(frozen=True)
-class HostProfile:
-    """A latency host profile from the config, checked against the machine the job runs on."""
-
-    name: str
-    threads: int
-    warmup: int
-    runs: int
-    trim: float
-    batch_size: int = 1
-    cpu_model: str | None = None
-    feature: str | None = None
-    pin_threads: bool = True
-
-    @classmethod
-    def from_config(cls, spec: Mapping[str, Any]) -> HostProfile:
-        fields = {k: spec[k] for k in cls.__dataclass_fields__ if k in spec}
-        return cls(**fields)
-
-    def settings(self) -> LatencySettings:
-        return LatencySettings(warmup=self.warmup, runs=self.runs, threads=self.threads, trim=self.trim)
-
-    def check_machine(self, info: Mapping[str, Any]) -> None:
-        """Refuse to measure on the wrong kind of node: its numbers would be filed under this host.
-
-        A profile with a `feature` needs a SLURM node that SLURM says carries it (outside SLURM, or when the
-        node's features cannot be read, nothing vouches for the machine); a `cpu_model` must be part of the
-        CPU model lscpu reports. Raises WrongHostError with one line naming the host, node and mismatch.
-        """
-        machine = info.get("hostname")
-        slurm = info.get("slurm")
-        if self.feature:
-            if not slurm:
-                raise WrongHostError(
-                    f"host {self.name}: refusing to measure on {machine}: the profile needs a SLURM node "
-                    f"with feature {self.feature!r}, and this job does not run under SLURM (no "
-                    "SLURMD_NODENAME); run it with --profile profiles/slurm"
-                )
-            node = slurm.get("node")
-            if slurm.get("features") is None:
-                raise WrongHostError(
-                    f"host {self.name}: refusing to measure on SLURM node {node}: cannot read its features "
-                    f"to check for {self.feature!r} ({slurm.get('error')})"
-                )
-            if self.feature not in slurm["features"]:
-                raise WrongHostError(
-                    f"host {self.name}: refusing to measure on SLURM node {node}: it has features "
-                    f"{slurm['features']}, not {self.feature!r}"
-                )
-            machine = f"SLURM node {node}"
-        if self.cpu_model and self.cpu_model not in str(info.get("cpu_model", "")):
-            raise WrongHostError(
-                f"host {self.name}: refusing to measure on {machine}: expected a CPU model containing "
-                f"{self.cpu_model!r}, lscpu says {info.get('cpu_model')!r}"
-            )
-
-    def checked_machine(self) -> dict[str, Any]:
-        """The machine this process runs on (`host_info`), if it is of this profile's kind."""
-        info = host_info()
-        self.check_machine(info)
-        return info
-
-    @classmethod
-    def for_latency_job(cls, spec: Mapping[str, Any]) -> HostProfile:
-        """The profile of a latency job, checked against this node before anything loads: a wrong node ends
-        the job in seconds with the one-line reason (SystemExit), not a traceback."""
-        host = cls.from_config(spec)
-        try:
-            host.checked_machine()
-        except WrongHostError as error:
-            raise SystemExit(str(error)) from None
-        return host
-
-    def key_fields(self) -> dict[str, Any]:
-        return {
-            "host": self.name,
-            "threads": self.threads,
-            "batch_size": self.batch_size,
-            "warmup": self.warmup,
-            "runs": self.runs,
-            "trim": self.trim,
-        }
-
-
-def machine_columns(info: Mapping[str, Any]) -> dict[str, Any]:
-    """Where a latency was measured, as table columns: CPU model, SLURM node and its features (`;`-joined;
-    empty outside SLURM)."""
-    slurm = info.get("slurm") or {}
+def _latency_row(
+    index: int, record: Mapping[str, Any], key: str, cached: bool, host: HostProfile
+) -> dict[str, Any]:
+    stats = record["latency"]
     return {
-        "cpu_model": info.get("cpu_model"),
-        "node": slurm.get("node") or "",
-        "node_features": ";".join(slurm.get("features") or []),
+        "candidate": index,
+        "latency_ms": stats["mean"],
+        "latency_std_ms": stats["std"],
+        "latency_p5_ms": stats["p5"],
+        "latency_p95_ms": stats["p95"],
+        "host": host.name,
+        **machine_columns(record["host_info"]),
+        "reference_ms": record.get("reference_ms", math.nan),
+        "latency_key": key,
+        "latency_cached": cached,
     }
 
 
-def measure_latencies(
+class ReferenceTiming:
+    """The all-INT8 full network (what latencies are normalized by), compiled once in a latency job and
+    timed when the job starts measuring and when it ends: every latency the job measures records the
+    baseline's latency on the machine at that time, so drift between jobs, and within one, is on file."""
+
+    def __init__(self, context: EvaluationContext, host: HostProfile) -> None:
+        supernet = context.supernet
+        self.settings = host.settings()
+        network = deployable_subnetwork(
+            supernet, supernet.largest_arch(), context.calibration, context.settings.calibration_batch_size
+        )
+        policy = subnetwork_policy(
+            network, {**supernet.fixed_precisions(), **full_network_policy(supernet, "int8")}
+        )
+        qmodel = quantize_subnetwork(
+            network,
+            policy,
+            context.calibration,
+            supernet.input_names,
+            context.settings.calibration_batch_size,
+            supernet.variable_dims(),
+        )
+        self.inputs = timed_inputs(context.validation, supernet.input_names, self.settings.batch_size)
+        self.model, _ = compile_checked(qmodel, self.inputs, policy, self.settings.threads, PhaseTimer())
+
+    def time(self) -> float:
+        """The baseline's latency now (ms, the statistic candidates report)."""
+        return float(time_latency(self.model, self.inputs, self.settings)["mean"])
+
+
+def measure_on_host(
     context: EvaluationContext,
     genomes: Iterable[tuple[int, np.ndarray]],
     host: HostProfile,
+    machine: Mapping[str, Any],
     store: EvaluationStore,
+    *,
+    with_quality: bool,
 ) -> pd.DataFrame:
-    """Compiled INT8 end-to-end latency at the host's batch size for each (candidate index, genome), with
-    the host profile, CPU model and (under SLURM) node and node features it was measured on."""
-    info = host.checked_machine()
-    settings = EvaluationSettings(
-        context.settings.calibration_batch_size, context.settings.eval_batch_size, host.settings()
-    )
-    rows = []
+    """Compiled INT8 end-to-end latency on `host` (the machine this job runs on, checked) of each
+    (candidate index, genome), with the host, CPU model and (under SLURM) node it was measured on and the
+    all-INT8 baseline timed in the same job (`reference_ms`); `with_quality` adds accuracy and size.
+
+    What the store holds is read; a candidate missing both its quality and its latency is quantized once
+    for both. The baseline is compiled only when something is to be measured, and timed again at the end
+    of the job (logged: the drift within the job).
+    """
+    todo = []
     for index, genome in genomes:
         arch, policy = context.candidate(genome)
-        fields = {**context.quality_fields(arch, policy), "metric": "latency", **host.key_fields()}
-        key = evaluation_key(**fields)
-        record = store.get(key, check=latency_problem)
-        cached = record is not None
-        if record is None:
-            result = evaluate_candidate(
-                context.supernet,
-                arch,
-                policy,
-                context.calibration,
-                context.validation,
-                settings,
-                measure_accuracy=False,
-            )
-            record = {"latency": result["latency"], "host_info": info, "timings_s": result["timings_s"]}
-            _store_checked(store, key, record, fields, latency_problem, index)
-        stats = record["latency"]
-        log.info(
-            "candidate %d: latency %.3f ms +- %.3f (%s)",
-            index,
-            stats["mean"],
-            stats["std"],
-            "cached" if cached else "measured",
+        quality_fields = context.quality_fields(arch, policy)
+        latency_fields = context.latency_fields(arch, policy, host, machine)
+        quality_key, latency_key = evaluation_key(**quality_fields), evaluation_key(**latency_fields)
+        quality = store.get(quality_key, check=quality_problem) if with_quality else None
+        latency = store.get(latency_key, check=latency_problem)
+        todo.append(
+            (index, arch, policy, quality_fields, quality_key, quality, latency_fields, latency_key, latency)
         )
-        rows.append(
-            {
-                "candidate": index,
-                "latency_ms": stats["mean"],
-                "latency_std_ms": stats["std"],
-                "latency_p5_ms": stats["p5"],
-                "latency_p95_ms": stats["p95"],
-                "host": host.name,
-                **machine_columns(record["host_info"]),
-                "latency_key": key,
-                "latency_cached": cached,
-            }
+    reference = ReferenceTiming(context, host) if any(item[-1] is None for item in todo) else None
+    reference_start = reference.time() if reference else math.nan
+    rows = []
+    for (
+        index,
+        arch,
+        policy,
+        quality_fields,
+        quality_key,
+        quality,
+        latency_fields,
+        latency_key,
+        latency,
+    ) in todo:
+        row: dict[str, Any] = {}
+        need_quality = with_quality and quality is None
+        if need_quality or latency is None:
+            result = context.evaluate(
+                arch, policy, host if latency is None else None, measure_accuracy=need_quality
+            )
+            if need_quality:
+                quality = {k: result[k] for k in ("accuracy", "size_bytes", "timings_s")}
+                _store_checked(store, quality_key, quality, quality_fields, quality_problem, index)
+            if latency is None:
+                latency = {
+                    "latency": result["latency"],
+                    "host_info": dict(machine),
+                    "reference_ms": reference_start,
+                    "timings_s": result["timings_s"],
+                }
+                _store_checked(store, latency_key, latency, latency_fields, latency_problem, index)
+                row["latency_cached"] = False
+        if with_quality:
+            _log_quality(index, quality, not need_quality)
+            row = {**_quality_row(index, quality, quality_key, not need_quality), **row}
+        log.info(
+            "candidate %d: latency %.3f ms +- %.3f",
+            index,
+            latency["latency"]["mean"],
+            latency["latency"]["std"],
+        )
+        rows.append({**_latency_row(index, latency, latency_key, "latency_cached" not in row, host), **row})
+    if reference:
+        log.info(
+            "all-INT8 baseline in this job: %.3f ms at the start, %.3f ms at the end",
+            reference_start,
+            reference.time(),
         )
     return pd.DataFrame(rows)
 
@@ -356,63 +365,29 @@ def evaluation_settings(supernet_spec: Mapping[str, Any]) -> EvaluationSettings:
     )
 
 
-def full_network_policy(context: EvaluationContext, precision: str) -> dict[str, str]:
-    """Every searched layer at `precision` (fixed layers keep theirs: `evaluate_candidate` adds them)."""
-    return dict.fromkeys(context.supernet.quantizable_layers(), precision)
-
-
 def evaluate_baseline(context: EvaluationContext, precision: str) -> dict[str, Any]:
-    """The full super-network in FP32, or with every quantizable layer INT8 (the paper's reference point)."""
-    arch = context.supernet.largest_arch()
-    policy = full_network_policy(context, precision)
-    if precision == "int8":
-        result = evaluate_candidate(
-            context.supernet, arch, policy, context.calibration, context.validation, context.settings
-        )
-        return {"accuracy": result["accuracy"], "size_bytes": result["size_bytes"], "precision": precision}
-    network = deployable_subnetwork(
-        context.supernet, arch, context.calibration, context.settings.calibration_batch_size
+    """The full super-network with every layer FP32, or every searched layer INT8 (the paper's reference
+    point): a candidate like any other, measured through the same path."""
+    supernet = context.supernet
+    result = context.evaluate(
+        supernet.largest_arch(), full_network_policy(supernet, precision), None, measure_accuracy=True
     )
-    return {
-        "accuracy": accuracy(
-            network, context.validation, context.supernet.input_names, context.settings.eval_batch_size
-        ),
-        "size_bytes": model_size_bytes(network, policy),
-        "precision": precision,
-    }
+    return {"accuracy": result["accuracy"], "size_bytes": result["size_bytes"], "precision": precision}
 
 
-def baseline_latency(context: EvaluationContext, precision: str, host: HostProfile) -> dict[str, Any]:
+def baseline_latency(
+    context: EvaluationContext, precision: str, host: HostProfile, machine: Mapping[str, Any]
+) -> dict[str, Any]:
     """Compiled end-to-end latency of the full super-network, all-INT8 or FP32, on a host profile."""
-    info = host.checked_machine()
-    arch = context.supernet.largest_arch()
-    if precision == "int8":
-        settings = EvaluationSettings(
-            context.settings.calibration_batch_size, context.settings.eval_batch_size, host.settings()
-        )
-        result = evaluate_candidate(
-            context.supernet,
-            arch,
-            full_network_policy(context, precision),
-            context.calibration,
-            context.validation,
-            settings,
-            measure_accuracy=False,
-        )
-        stats = result["latency"]
-    else:
-        network = deployable_subnetwork(
-            context.supernet, arch, context.calibration, context.settings.calibration_batch_size
-        )
-        one = next(batches(context.validation, context.supernet.input_names, 1))
-        compiled = compile_for_inference(network, one)
-        stats = measure_latency(
-            compiled, one, warmup=host.warmup, runs=host.runs, threads=host.threads, trim=host.trim
-        ).to_dict()
+    supernet = context.supernet
+    result = context.evaluate(
+        supernet.largest_arch(), full_network_policy(supernet, precision), host, measure_accuracy=False
+    )
+    stats = result["latency"]
     return {
         "precision": precision,
         "host": host.name,
         "latency_ms": stats["mean"],
         "latency": stats,
-        "host_info": info,
+        "host_info": dict(machine),
     }

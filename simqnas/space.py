@@ -23,7 +23,6 @@ count every gene, as the paper's Table 1 does. See docs/search-spaces.md.
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from simqnas.yamlfile import YamlError, load_yaml
 
 QUANTIZATION = "quantization"
 #: precision of every layer in the architecture-only subspace (the paper's all-INT8 reference point)
@@ -386,27 +386,34 @@ class SearchSpace:
     def _active_sizes(self) -> tuple[int, int, int]:
         """Exact (arch, quant, joint) counts of distinct configurations when dropped genes are ignored.
 
-        Sums over the choices of the depth genes only, never enumerating the space. The quantization count is
-        that of the quantization-only search (the largest architecture, where every layer is present), so
-        the joint count is not the product of the other two.
+        Depth genes gate disjoint sets of genes and gate no depth gene, so the count factorizes: the genes
+        no depth gene gates contribute their choices' product; each depth gene contributes the sum, over its
+        choices, of the product of the choices of the genes it then keeps. Linear in the genes, never
+        enumerating the space. The quantization count is that of the quantization-only search (the largest
+        architecture, where every layer is present), so the joint count is not the product of the other two.
         """
         cards = [int(c) for c in self.cardinalities]
-        controllers = sorted({c for c, _, _ in self._gates})
-        arch_total = joint_total = quant_at_largest = 0
-        largest = tuple(self.genes[c].choices.index(max(self.genes[c].choices)) for c in controllers)
-        for combo in itertools.product(*(range(cards[c]) for c in controllers)):
-            value = {c: self.genes[c].choices[i] for c, i in zip(controllers, combo, strict=True)}
-            active = np.ones(self.n_genes, dtype=bool)
-            active[controllers] = False  # fixed by this term of the sum
-            for controller, minimum, members in self._gates:
-                if value[controller] < minimum:
-                    active[list(members)] = False
-            arch = math.prod(cards[i] for i in range(self.n_arch_genes) if active[i])
-            quant = math.prod(cards[i] for i in range(self.n_arch_genes, self.n_genes) if active[i])
-            arch_total += arch
-            joint_total += arch * quant
-            if combo == largest:
-                quant_at_largest = quant
+        gates_of: dict[int, list[tuple[int, tuple[int, ...]]]] = {}
+        for controller, minimum, members in self._gates:
+            gates_of.setdefault(controller, []).append((minimum, members))
+        gated = {i for gates in gates_of.values() for _, members in gates for i in members}
+        free = [i for i in range(self.n_genes) if i not in gated and i not in gates_of]
+        arch = math.prod(cards[i] for i in free if i < self.n_arch_genes)
+        quant = math.prod(cards[i] for i in free if i >= self.n_arch_genes)
+        arch_total, joint_total, quant_at_largest = arch, arch * quant, quant
+        for controller, gates in gates_of.items():
+            arch_sum = joint_sum = 0
+            choices = self.genes[controller].choices
+            for value in choices:
+                kept = [i for minimum, members in gates if value >= minimum for i in members]
+                kept_arch = math.prod(cards[i] for i in kept if i < self.n_arch_genes)
+                kept_quant = math.prod(cards[i] for i in kept if i >= self.n_arch_genes)
+                arch_sum += kept_arch
+                joint_sum += kept_arch * kept_quant
+                if value == max(choices):
+                    quant_at_largest *= kept_quant
+            arch_total *= arch_sum
+            joint_total *= joint_sum
         return arch_total, quant_at_largest, joint_total
 
     @property
@@ -513,6 +520,37 @@ def genome_key(genome: Any) -> str:
     return "-".join(str(int(x)) for x in g)
 
 
+#: counts up to this many bits print exactly (about 900 digits: well within Python's int-to-str limit)
+EXACT_COUNT_BITS = 3000
+
+
+def power_of_ten(n: int) -> int:
+    """floor(log10(n)) of a positive integer, exactly, without converting it to text (Python refuses to
+    convert integers of more than 4,300 digits, e.g. the joint count of a 20,000-layer space)."""
+    if n < 1:
+        raise ValueError(f"power_of_ten: needs a positive integer, got {n}")
+    k = int((n.bit_length() - 1) * math.log10(2))
+    while 10 ** (k + 1) <= n:
+        k += 1
+    while 10**k > n:
+        k -= 1
+    return k
+
+
+def approx_count(n: int) -> str:
+    """Two significant digits, e.g. 18889465931478580854784 -> '1.9e22' (any size of integer)."""
+    k = power_of_ten(n)
+    mantissa = f"{n / 10**k:.1f}"  # int / int is correctly rounded for integers of any size
+    if mantissa == "10.0":
+        mantissa, k = "1.0", k + 1
+    return f"{mantissa}e{k}"
+
+
+def count_text(n: int) -> str:
+    """An exact count as text, or two significant digits where it has more than ~900 digits."""
+    return str(n) if n.bit_length() <= EXACT_COUNT_BITS else f"about {approx_count(n)}"
+
+
 def space_from_spec(spec: str | Mapping[str, Any], where: str, base: Path = Path()) -> SearchSpace:
     """A space given inline (a mapping) or as a path to a space file (relative paths from `base`)."""
     if isinstance(spec, str):
@@ -549,14 +587,9 @@ def _supernet_space(path: str | Path, name: Any, entry: Any) -> SearchSpace:
 
 def _load_yaml(path: str | Path) -> Any:
     try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise SpaceError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise SpaceError(f"{path}: not valid YAML ({first})") from None
+        return load_yaml(path)
+    except YamlError as e:
+        raise SpaceError(str(e)) from None
 
 
 def _expect_mapping(d: Any, where: str, allowed: set[str] | None) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from simqnas.io import write_text_atomic
-from simqnas.space import QUANTIZATION, SearchSpace
+from simqnas.space import QUANTIZATION, SearchSpace, approx_count, count_text, power_of_ten
 
 
 @dataclass(frozen=True)
@@ -77,19 +77,6 @@ class TableModel:
     source: str
     space: SearchSpace
     paper: PaperRow | None
-
-
-def power_of_ten(n: int) -> int:
-    """floor(log10(n)) of a positive integer, exactly (no float rounding)."""
-    if n < 1:
-        raise ValueError(f"power_of_ten: needs a positive integer, got {n}")
-    return len(str(n)) - 1
-
-
-def approx(n: int) -> str:
-    """Two significant digits, e.g. 18889465931478580854784 -> '1.9e22'."""
-    mantissa, exponent = f"{n:.1e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
 
 
 def table_models(
@@ -158,10 +145,10 @@ def table1_markdown(df: pd.DataFrame) -> str:
                 footnotes[model] = _footnote(model, rows)
                 cell += f" (paper: 10^{r.paper_power_of_ten})[^{model}]"
             power_row[symbol] = cell
-            exact_row[symbol] = str(r["size"])
+            exact_row[symbol] = count_text(r["size"])
         for quantity, symbol in SIZE_SYMBOLS.items():
             power_row[f"active {symbol}"] = f"10^{rows.loc[quantity].active_power_of_ten}"
-            exact_row[f"active {symbol}"] = str(rows.loc[quantity].active_size)
+            exact_row[f"active {symbol}"] = count_text(rows.loc[quantity].active_size)
         powers.append(power_row)
         exact.append(exact_row)
     parts = [
@@ -187,7 +174,7 @@ def table1_markdown(df: pd.DataFrame) -> str:
 
 def _footnote(model: str, rows: pd.DataFrame) -> str:
     ours = "; ".join(
-        f"{symbol} = {approx(rows.loc[q]['size'])} from {rows.loc[q].genes} genes"
+        f"{symbol} = {approx_count(rows.loc[q]['size'])} from {rows.loc[q].genes} genes"
         for q, symbol in SIZE_SYMBOLS.items()
         if rows.loc[q].paper_power_of_ten != rows.loc[q].power_of_ten
     )

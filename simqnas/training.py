@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -355,10 +356,13 @@ def _fit(
                 group["lr"] = _learning_rate(settings["lr"], epoch * steps_per_epoch + i, total_steps)
             optimizer.zero_grad(set_to_none=True)
             losses.append(step(batch, rng))
-            nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+            norm = float(nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM))
+            _check_finite(f"epoch {epoch + 1}, step {i + 1}: the loss", losses[-1])
+            _check_finite(f"epoch {epoch + 1}, step {i + 1}: the gradient norm", norm)
             optimizer.step()
             progress.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
         progress.close()
+        _check_finite_weights(model, f"epoch {epoch + 1}")
         seconds = time.perf_counter() - started
         record = {
             "epoch": epoch + 1,
@@ -375,6 +379,25 @@ def _fit(
             _save_checkpoint(Path(checkpoint_dir), model, optimizer, settings, metrics)
     model.eval()
     return metrics
+
+
+class NonFiniteError(ValueError):
+    """Training diverged: a loss, gradient or weight is NaN or infinite. Nothing computed from it is kept."""
+
+
+def _check_finite(what: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise NonFiniteError(
+            f"{what} is {value}: training diverged and stops (no checkpoint or network is written from it; "
+            "a lower learning rate usually helps)"
+        )
+
+
+def _check_finite_weights(model: nn.Module, when: str) -> None:
+    """Every floating-point weight finite, before a checkpoint or the network is written from them."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise NonFiniteError(f"{when}: weight {name} holds NaN or infinite values: training stops")
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import copy
 import importlib
+import json
 import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,14 +31,16 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from simqnas.config import ConfigError, check_config, check_results_folder
+from simqnas.config import ConfigError, check_config, check_config_files, check_results_folder
 from simqnas.data import load_split, save_split
 from simqnas.data.prepare import calibration_subset
 from simqnas.embedded import minilm_dir
-from simqnas.history import gather_iteration
-from simqnas.io import atomic_path
+from simqnas.history import gather_iteration, history_from_tables
+from simqnas.io import atomic_path, remove_stale_temporaries, write_text_atomic
+from simqnas.search import get_algorithm
+from simqnas.space import SearchSpace, count_text
 from simqnas.supernets.bert import BertSuperNetwork
-from tests.workflow_utils import ROOT, copy_workflow, snakemake
+from tests.workflow_utils import ROOT, copy_workflow, snakemake, snakemake_env
 
 SMOKE = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
 TINY = {"num_layers": 1, "num_heads": 2, "ffn_size": 8, "hidden_size": 8, "vocab_size": 20, "max_position": 8}
@@ -181,6 +187,89 @@ def _reference(*, dataset: str | None = None, searched: bool = False) -> Mutatio
     return mutate
 
 
+def _space_file(text: str | bytes) -> Mutation:
+    """bert's space read from a space file with this content."""
+
+    def mutate(config: dict, tmp: Path) -> None:
+        path = tmp / "space.yaml"
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
+        config["supernets"]["bert"]["space"] = str(path)
+
+    return mutate
+
+
+MINILM_SPACE = (ROOT / "config/spaces/minilm.yaml").read_text()
+#: ten lines of YAML that stand for 10^9 values (each alias repeats the previous list ten times)
+ALIAS_BOMB = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9)
+)
+
+
+def _alias_bomb() -> list:
+    """The in-memory form of an alias bomb: one list shared ten times at each of nine levels."""
+    value: list = ["x"] * 10
+    for _ in range(8):
+        value = [value] * 10
+    return value
+
+
+def _space_with(**changes) -> Mutation:
+    """bert's space inline: the MiniLM space with some parameters replaced."""
+
+    def mutate(config: dict, _: Path) -> None:
+        space = yaml.safe_load(MINILM_SPACE)
+        for key, value in changes.items():
+            *parents, last = key.split(".")
+            node = space
+            for part in parents:
+                node = node[part]
+            node[last] = value
+        config["supernets"]["bert"]["space"] = space
+
+    return mutate
+
+
+def _saved_with(
+    change: Callable[[dict, dict], None], name: str = "supernet.safetensors"
+) -> Callable[[Path], Path]:
+    """A saved super-network whose tensors or hyperparameters `change` edits (then saved again)."""
+
+    def make(tmp: Path) -> Path:
+        path = _saved_supernet(tmp)
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata()
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+        hyperparameters = json.loads(metadata["hyperparameters"])
+        change(tensors, hyperparameters)
+        metadata["hyperparameters"] = json.dumps(hyperparameters)
+        save_file(tensors, str(tmp / name), metadata=metadata)
+        return tmp / name
+
+    return make
+
+
+def _nan_weight(tensors: dict, _: dict) -> None:
+    tensors["bert.encoder.layer.0.attention.self.query.weight"][0, 0] = float("nan")
+
+
+def _huge_hyperparameter(_: dict, hyperparameters: dict) -> None:
+    hyperparameters["hidden_size"] = 10**12  # 4 TB of weights for one layer
+
+
+def _many_layers(_: dict, hyperparameters: dict) -> None:
+    hyperparameters["num_layers"] = 10**6
+
+
+def _other_width(_: dict, hyperparameters: dict) -> None:
+    hyperparameters["ffn_size"] = 16
+
+
+def _too_many_runs(config: dict, _: Path) -> None:
+    config["experiments"]["bert"]["seeds"] = list(range(5000))
+
+
 #: id -> (mutation of config/smoke.yaml, fragments the one-line message must contain)
 CONFIG_CASES: dict[str, tuple[Mutation, tuple[str, ...]]] = {
     "wrong-type": (_set("threads", "two"), ("config: threads:", "'two' is not of type 'integer'")),
@@ -315,6 +404,100 @@ CONFIG_CASES: dict[str, tuple[Mutation, tuple[str, ...]]] = {
         _pretrained(lambda tmp: _pretrained_folder(tmp, truncate=True)),
         ("supernets.bert.pretrained", "model.safetensors", "not a readable safetensors file"),
     ),
+    "nan-number": (
+        _set("supernets.bert.training.lr", float("nan")),
+        ("supernets.bert.training.lr", "nan is not a finite number"),
+    ),
+    "infinite-number": (
+        _set("hosts.local.trim", float("inf")),
+        ("hosts.local.trim", "inf is not a finite number"),
+    ),
+    "nan-choice": (
+        _space_with(**{"elastic.ffn_size.choices": [1536, float("nan")]}),
+        ("supernets.bert.space.elastic.ffn_size.choices.1", "nan is not a finite number"),
+    ),
+    "infinite-tolerance": (
+        _set("iso_accuracy_tolerance", float("inf")),
+        ("iso_accuracy_tolerance", "inf is not a finite number"),
+    ),
+    "tolerance-above-one": (
+        _set("iso_accuracy_tolerance", 1.5),
+        ("iso_accuracy_tolerance", "1.5 is greater than the maximum of 1"),
+    ),
+    "seed-beyond-64-bits": (
+        _set("experiments.bert.seeds", [2**64]),
+        ("experiments.bert.seeds.0", "18446744073709551616 is beyond 64 bits"),
+    ),
+    "seed-beyond-32-bits": (
+        _set("experiments.bert.seeds", [2**32]),
+        ("experiments.bert.seeds.0", "4294967296 is greater than the maximum of 4294967295"),
+    ),
+    "integer-beyond-64-bits": (
+        _set("datasets.sentences.splits.train", 10**40),
+        ("datasets.sentences.splits.train", "is beyond 64 bits"),
+    ),
+    "max-length-beyond-positions": (
+        _set("datasets.sentences.max_length", 1024),
+        ("datasets.sentences.max_length", "1024 is beyond the 512 position embeddings of supernets.bert"),
+    ),
+    "choice-the-network-cannot-build": (
+        _space_with(**{"elastic.num_heads.choices": [12, 7.5, 4]}),
+        ("supernets.bert.space", "cannot run it", "num_heads[0]: 7.5 is not an integer"),
+    ),
+    "choice-beyond-the-network": (
+        _space_with(**{"elastic.num_layers.choices": [3, 4, 5, 6, 7]}),
+        ("supernets.bert.space", "cannot run it", "num_layers[0]: 7 is not an integer in [1, 6]"),
+    ),
+    "quantization-layers-mismatch": (
+        _space_with(**{"quantization.layers": 37}),
+        ("supernets.bert.space", "37 layers, the bert super-network has 38 quantizable layers"),
+    ),
+    "duplicate-key-in-space-file": (
+        _space_file(
+            MINILM_SPACE.replace("elastic:\n", "elastic:\n  num_heads: {count: 1, choices: [4]}\n", 1)
+        ),
+        ("space.yaml", "duplicate key 'num_heads'"),
+    ),
+    "space-file-alias-bomb": (
+        _space_file(ALIAS_BOMB),
+        ("space.yaml", "stands for more than 1,000,000 values"),
+    ),
+    "space-file-not-utf8": (
+        _space_file(MINILM_SPACE.encode("utf-8").replace(b"elastic", b"elas\xe9tic", 1)),
+        ("space.yaml", "not UTF-8 text (byte 0xe9"),
+    ),
+    "space-file-utf16": (
+        _space_file(MINILM_SPACE.encode("utf-16")),
+        ("space.yaml", "UTF-16 text; save it as UTF-8"),
+    ),
+    "alias-bomb-in-memory": (
+        _set("supernets.bert.architecture", {"pooling": _alias_bomb()}),
+        ("config: stands for more than 1,000,000 values",),
+    ),
+    "budget-too-many-iterations": (
+        _set("experiments.bert.evaluations", 10**6),
+        ("experiments.bert.evaluations", "333334 iterations per run, at most 1000"),
+    ),
+    "budget-too-many-runs": (
+        _too_many_runs,
+        ("experiments.bert", "at most 20000 in all"),
+    ),
+    "checkpoint-non-finite": (
+        _checkpoint(_saved_with(_nan_weight)),
+        ("supernets.bert.checkpoint", "tensor bert.encoder.layer.0.attention.self.query.weight holds NaN"),
+    ),
+    "checkpoint-impossible-size": (
+        _checkpoint(_saved_with(_huge_hyperparameter)),
+        ("supernets.bert.checkpoint", "hidden_size=1000000000000 would build a network larger than"),
+    ),
+    "checkpoint-too-many-layers": (
+        _checkpoint(_saved_with(_many_layers)),
+        ("supernets.bert.checkpoint", "num_layers=1000000 would build a network larger than", "tensors"),
+    ),
+    "checkpoint-hyperparameters-do-not-fit": (
+        _checkpoint(_saved_with(_other_width)),
+        ("supernets.bert.checkpoint", "the weights do not fit its hyperparameters"),
+    ),
 }
 
 
@@ -336,6 +519,177 @@ def test_config_mistake_is_one_line_naming_it_at_workflow_start(case: str, tmp_p
     for fragment in CONFIG_CASES[case][1]:
         assert fragment in message, f"{fragment!r} not in {message!r}"
     assert sorted(tmp_path.rglob("*")) == before  # the check writes nothing
+
+
+# ------------------------------------------------------------------------------ torch checkpoint files
+
+SMOKE_VISION = yaml.safe_load((ROOT / "config" / "smoke-vision.yaml").read_text())
+
+
+class _Payload:
+    """Pickled code: unpickling it would run `os.system`; `weights_only=True` refuses it."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def _torch_file(kind: str) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        path = tmp / "ofa.pth"
+        if kind == "pickled-code":
+            torch.save({"state_dict": {"w": torch.zeros(2)}, "payload": _Payload()}, path)
+        elif kind == "zero-filled":
+            path.write_bytes(bytes(4096))
+        elif kind == "non-finite":
+            torch.save({"state_dict": {"w": torch.tensor([0.0, float("inf")])}}, path)
+        else:
+            torch.save({"state_dict": {"w": torch.zeros(4096)}}, path)
+            _truncated(path)
+        return path
+
+    return make
+
+
+#: id -> (the torch file as `supernets.resnet.pretrained` of config/smoke-vision.yaml, message fragments)
+TORCH_FILE_CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
+    f"pretrained-torch-file-{kind}": (_torch_file(kind), ("supernets.resnet.pretrained", "ofa.pth", fragment))
+    for kind, fragment in (
+        ("pickled-code", "not a readable weights-only torch file"),
+        ("zero-filled", "not a readable weights-only torch file"),
+        ("truncated", "not a readable weights-only torch file"),
+        ("non-finite", "tensor w holds NaN or infinite values"),
+    )
+}
+
+
+@pytest.mark.parametrize("case", sorted(TORCH_FILE_CASES))
+def test_torch_checkpoint_mistake_is_one_line_at_workflow_start(case: str, tmp_path: Path, capfd):
+    config = copy.deepcopy(SMOKE_VISION)
+    make, fragments = TORCH_FILE_CASES[case]
+    config["supernets"]["resnet"]["pretrained"] = str(make(tmp_path))
+    with pytest.raises(ConfigError) as error:
+        check_config(config, base=ROOT)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("config: "), message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    assert "pwned" not in capfd.readouterr().out  # the pickled code never ran
+
+
+# ------------------------------------------------------------------------------ the config files themselves
+
+SMOKE_TEXT = (ROOT / "config" / "smoke.yaml").read_text()
+SMOKE_LINES = SMOKE_TEXT.splitlines()
+#: the line a key appended after a blank line gets
+APPENDED = len(SMOKE_LINES) + 2
+SEEDS_LINE = SMOKE_LINES.index("    seeds: [0]") + 1
+
+#: id -> (content of the config file, fragments of the one-line message); read by `check_config_files`
+#: before Snakemake's loader (the embedded default) or after it (--configfile)
+FILE_CASES: dict[str, tuple[bytes, tuple[str, ...]]] = {
+    "duplicate-key": (
+        (SMOKE_TEXT + "\nthreads: 4\n").encode(),
+        (f"bad.yaml: duplicate key 'threads' (lines {SMOKE_LINES.index('threads: 2') + 1} and {APPENDED})",),
+    ),
+    "duplicate-experiments-block": (
+        (SMOKE_TEXT + "\nexperiments:\n  bert: {}\n").encode(),
+        (
+            "bad.yaml: duplicate key 'experiments'",
+            f"(lines {SMOKE_LINES.index('experiments:') + 1} and {APPENDED})",
+        ),
+    ),
+    "duplicate-nested-key": (
+        SMOKE_TEXT.replace("    seeds: [0]\n", "    seeds: [0]\n    seeds: [1]\n", 1).encode(),
+        (f"bad.yaml: duplicate key 'seeds' (lines {SEEDS_LINE} and {SEEDS_LINE + 1})",),
+    ),
+    "config-alias-bomb": (
+        (SMOKE_TEXT + "\n" + ALIAS_BOMB).encode(),
+        ("bad.yaml: stands for more than 1,000,000 values",),
+    ),
+    "config-not-utf8": (
+        SMOKE_TEXT.replace("# CI smoke run", "# CI sm\xf6ke run").encode("latin-1"),
+        ("bad.yaml: not UTF-8 text (byte 0xf6 at position 7)",),
+    ),
+    "config-utf16": (SMOKE_TEXT.encode("utf-16"), ("bad.yaml: UTF-16 text; save it as UTF-8",)),
+    "config-not-a-mapping": (b"- threads: 2\n", ("bad.yaml: must be a mapping of keys",)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FILE_CASES))
+def test_config_file_mistake_is_one_line_naming_it(case: str, tmp_path: Path):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(FILE_CASES[case][0])
+    with pytest.raises(ConfigError) as error:
+        check_config_files([path])
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("config: "), message
+    for fragment in FILE_CASES[case][1]:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_the_shipped_configs_have_no_duplicate_keys():
+    check_config_files(sorted((ROOT / "config").glob("*.yaml")))
+
+
+# ------------------------------------------------------------------------- in seconds, whatever the input
+
+
+def _deep_space(depth_genes: int = 24) -> dict:
+    """A valid space with `depth_genes` depth genes (3 choices each), each dropping two 2-choice genes."""
+    elastic = {f"d{k}": {"count": 1, "choices": [0, 1, 2]} for k in range(depth_genes)}
+    elastic["w"] = {"count": 2 * depth_genes, "choices": [1, 2]}
+    depth = [{"param": f"d{k}", "units": [{"w": [2 * k]}, {"w": [2 * k + 1]}]} for k in range(depth_genes)]
+    return {
+        "elastic": elastic,
+        "quantization": {"layers": 20_000, "choices": ["int8", "fp32"]},
+        "depth": depth,
+    }
+
+
+def _time_file(content: bytes) -> Callable[[Path], None]:
+    def check(tmp: Path) -> None:
+        (tmp / "bad.yaml").write_bytes(content)
+        with pytest.raises(ConfigError):
+            check_config_files([tmp / "bad.yaml"])
+
+    return check
+
+
+def _time_config(mutate: Mutation) -> Callable[[Path], None]:
+    def check(tmp: Path) -> None:
+        config = copy.deepcopy(SMOKE)
+        mutate(config, tmp)
+        with pytest.raises(ConfigError):
+            check_config(config, base=ROOT)
+
+    return check
+
+
+def _time_huge_space(tmp: Path) -> None:
+    space = SearchSpace.from_dict(_deep_space())
+    sizes = space.sizes()  # exact, in linear time (3^24 depth combinations are never enumerated)
+    assert sizes["active_arch"] == 3**0 * (1 + 2 + 4) ** 24 * 3**0
+    assert count_text(sizes["joint"]).startswith("about ")  # ~6,000 digits: beyond Python's int-to-str
+    _time_config(_set("supernets.bert.space", _deep_space()))(tmp)  # refused: not the network's genes
+
+
+#: class of input -> a start check on it that must refuse it (or size it) quickly
+TIMED_CLASSES: dict[str, Callable[[Path], None]] = {
+    "alias-bomb-file": _time_file((SMOKE_TEXT + "\n" + ALIAS_BOMB).encode()),
+    "alias-bomb-in-memory": _time_config(_set("supernets.bert.architecture", {"pooling": _alias_bomb()})),
+    "not-utf8": _time_file(SMOKE_TEXT.encode("utf-8").replace(b"smoke", b"sm\xf6ke")),
+    "utf16": _time_file(SMOKE_TEXT.encode("utf-16")),
+    "huge-space": _time_huge_space,
+    "huge-budget": _time_config(_set("experiments.bert.evaluations", 10**7)),
+    "huge-seed-list": _time_config(_set("experiments.bert.seeds", list(range(100_000)))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TIMED_CLASSES))
+def test_the_start_check_ends_in_seconds(case: str, tmp_path: Path):
+    started = time.perf_counter()
+    TIMED_CLASSES[case](tmp_path)
+    assert time.perf_counter() - started < 10
 
 
 # ------------------------------------------------------------------------------ the results folder
@@ -405,6 +759,40 @@ def test_snakemake_refuses_the_config_before_any_job(case: str, workflow_copy: P
     for fragment in CONFIG_CASES[case][1]:
         assert fragment in lines[0], lines[0]
     assert not (workflow_copy / "results").exists()  # no job ran, nothing written
+
+
+#: config files Snakemake itself would accept (keeping the last of two keys), refused by the start check
+SNAKEMAKE_FILE_CASES = ("duplicate-experiments-block", "config-alias-bomb")
+
+
+@pytest.mark.parametrize("case", SNAKEMAKE_FILE_CASES)
+def test_snakemake_refuses_the_config_file_before_any_job(case: str, workflow_copy: Path):
+    (workflow_copy / "config" / "bad.yaml").write_bytes(FILE_CASES[case][0])
+    result = snakemake(workflow_copy, "-n", "results/figures", configfile="config/bad.yaml", timeout=300)
+    assert result.returncode != 0
+    lines = _error_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    for fragment in FILE_CASES[case][1]:
+        assert fragment in lines[0], lines[0]
+    assert not (workflow_copy / "results").exists()
+
+
+def test_snakemake_refuses_a_duplicate_key_in_the_embedded_default(tmp_path: Path):
+    """The embedded default is read strictly before Snakemake's `configfile:` loader reads it."""
+    workflow = copy_workflow(tmp_path / "workflow")
+    default = workflow / "config" / "config.yaml"
+    default.write_text(default.read_text() + "\nshards: 3\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "-n"],
+        cwd=workflow,
+        env=snakemake_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    lines = _error_lines(result.stderr)
+    assert len(lines) == 1 and "config.yaml: duplicate key 'shards'" in lines[0], result.stderr
 
 
 def test_snakemake_refuses_an_unwritable_results_folder(workflow_copy: Path):
@@ -495,6 +883,70 @@ def test_pretrained_weights_truncated_after_the_check(tmp_path: Path):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_outputs_get_the_permissions_of_the_umask(tmp_path: Path, umask: int):
+    previous = os.umask(umask)
+    try:
+        write_text_atomic(tmp_path / "out.txt", "result")
+        plain = tmp_path / "plain.txt"
+        plain.write_text("result")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path: Path):
+    target = tmp_path / "evaluated.csv"
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys; from simqnas.io import atomic_path\n"
+            "with atomic_path(sys.argv[1]) as tmp:\n"
+            "    tmp.write_text('half')\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n",
+            str(target),
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert killed.returncode == -9
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".evaluated.csv.") and not target.exists()
+    with atomic_path(target) as tmp:  # a live writer's temporary is never touched
+        tmp.write_text("done")
+        assert tmp.exists() and remove_stale_temporaries(target) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evaluated.csv"]
+
+
+def test_an_exhausted_space_ends_the_run_cleanly(tmp_path: Path, caplog):
+    """A budget larger than the space: every algorithm proposes what is left, then nothing; the empty
+    iteration is gathered into an empty table (no shards, no latency job) and the history reads on."""
+    space = SearchSpace.from_dict(
+        {
+            "elastic": {"a": {"count": 1, "choices": [1, 2]}},
+            "quantization": {"layers": 1, "choices": ["int8", "fp32"]},
+        }
+    )
+    options = {"linas": {"inner_evaluations": 60, "inner_population": 6, "cv_folds": 2}}
+    for name in ("random", "nsga2", "linas"):
+        tables = []
+        for iteration in range(3):
+            history = history_from_tables(tables, space.n_genes, "size")
+            genomes = get_algorithm(name, **options.get(name, {})).propose(space, history, 3, 0, iteration)
+            shards = []
+            if len(genomes):
+                rows = [{"candidate": i, "accuracy": 0.5, "size_bytes": 10 + i} for i in range(len(genomes))]
+                shards = [_write(tmp_path / f"{name}{iteration}-shard0.csv", rows)]
+            with caplog.at_level("WARNING", logger="simqnas.history"):
+                table = gather_iteration(genomes, shards, [], iteration)
+            tables.append(tmp_path / f"{name}{iteration}.csv")
+            table.to_csv(tables[-1], index=False)
+        assert [len(pd.read_csv(t)) for t in tables] == [3, 1, 0], name
+        assert len(history_from_tables(tables, space.n_genes, "size").genomes) == 4  # the whole space
+    assert "no candidates left, every network of the space is evaluated" in caplog.text
+
+
 #: mistakes only a job can see -> the test that shows how it is handled (module::function)
 JOB_CASES = {
     "nan-accuracy": "tests/test_bad_inputs.py::test_invalid_measurement_is_refused_at_gather",
@@ -516,14 +968,32 @@ JOB_CASES = {
     "training-checkpoint-corrupt": "tests/test_training.py::test_corrupt_checkpoint_is_discarded_not_fatal",
     "training-checkpoint-stale": "tests/test_training.py::test_stale_checkpoints_are_discarded_not_resumed",
     "wrong-cpu-for-host": "tests/test_shard.py::test_host_profile_refuses_the_wrong_cpu",
+    "training-diverges": (
+        "tests/test_training.py::test_a_diverging_run_stops_with_an_error_and_writes_no_checkpoint"
+    ),
+    "training-weights-non-finite": (
+        "tests/test_training.py::test_non_finite_weights_stop_training_before_a_checkpoint"
+    ),
+    "cached-evaluation-not-a-file": (
+        "tests/test_evalstore.py::test_anything_in_an_entry_s_place_is_a_logged_miss"
+    ),
+    "cached-evaluation-wrong-types": "tests/test_evalstore.py::test_wrong_types_are_a_logged_miss",
+    "cached-evaluation-check-fails": (
+        "tests/test_evalstore.py::test_a_record_check_that_fails_on_the_record_is_a_miss"
+    ),
+    "killed-writer-temporary": (
+        "tests/test_bad_inputs.py::test_a_killed_writers_temporary_is_removed_by_the_next_write"
+    ),
+    "space-exhausted": "tests/test_bad_inputs.py::test_an_exhausted_space_ends_the_run_cleanly",
 }
 
-#: every mistake found at workflow start: the config cases and the results folder's two
-START_CASES = {*CONFIG_CASES, "results-not-a-folder", "results-read-only"}
+#: every mistake found at workflow start: the config cases, the config files', the torch checkpoint files'
+#: and the results folder's two
+START_CASES = {*CONFIG_CASES, *FILE_CASES, *TORCH_FILE_CASES, "results-not-a-folder", "results-read-only"}
 
 
-def test_catalogue_has_25_entries_each_with_a_test():
-    assert len(START_CASES) + len(JOB_CASES) >= 25
+def test_catalogue_entries_each_have_a_test():
+    assert not (set(CONFIG_CASES) & set(FILE_CASES)) and not (START_CASES & set(JOB_CASES))
     for case, node in JOB_CASES.items():
         path, function = node.split("::")
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
@@ -534,4 +1004,6 @@ def test_docs_list_the_whole_catalogue():
     docs = (ROOT / "docs" / "bad-inputs.md").read_text()
     listed = set(re.findall(r"^\| `([a-z0-9-]+)` \|", docs, flags=re.MULTILINE))
     assert listed == set(START_CASES) | set(JOB_CASES)
+    total = len(START_CASES) + len(JOB_CASES)
+    assert f"**{total} bad inputs** ({len(START_CASES)} found at workflow start" in docs
     assert "docs/bad-inputs.md" in (ROOT / "README.md").read_text()

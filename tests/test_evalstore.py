@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -11,7 +13,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from simqnas.evalstore import EvaluationStore, evaluation_key, file_sha256, safetensors_sha256
+from simqnas.evalstore import (
+    MAX_ENTRY_BYTES,
+    EvaluationStore,
+    canonical_json,
+    evaluation_key,
+    file_sha256,
+    safetensors_sha256,
+)
 
 FIELDS = {
     "supernet_sha256": "ab" * 32,
@@ -182,3 +191,100 @@ def test_safetensors_sha256_ignores_the_header_order_of_the_writer(tmp_path: Pat
         metadata={"family": "bert", "hyperparameters": "{}"},
     )
     assert safetensors_sha256(changed) != safetensors_sha256(tmp_path / "x.safetensors")
+
+
+# ------------------------------------------------------------------ whatever is in an entry's place
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)  # opened blocking, reading it would wait for a writer for ever
+
+
+def _device(path: Path) -> None:
+    path.symlink_to("/dev/zero")  # endless zeros
+
+
+def _folder(path: Path) -> None:
+    path.mkdir()
+
+
+def _oversized(path: Path) -> None:
+    path.write_text(json.dumps({"pad": "x" * (MAX_ENTRY_BYTES + 1)}))
+
+
+def _huge_integer(path: Path) -> None:
+    path.write_text('{"schema": 1' + "0" * 5000 + "}")  # beyond Python's int-from-text limit
+
+
+def _deeply_nested(path: Path) -> None:
+    path.write_text("[" * 100_000 + "]" * 100_000)
+
+
+def _not_utf8(path: Path) -> None:
+    path.write_bytes(b'{"schema": "\xff"}')
+
+
+@pytest.mark.parametrize(
+    "make", [_fifo, _device, _folder, _oversized, _huge_integer, _deeply_nested, _not_utf8]
+)
+def test_anything_in_an_entry_s_place_is_a_logged_miss(
+    store: EvaluationStore, caplog: pytest.LogCaptureFixture, make
+) -> None:
+    key = evaluation_key(**FIELDS)
+    store.path(key).parent.mkdir(parents=True)
+    make(store.path(key))
+    with caplog.at_level(logging.WARNING, logger="simqnas.evalstore"):
+        assert store.get(key) is None
+    assert "unreadable, treated as missing" in caplog.text and key in caplog.text
+
+
+def _rechecksummed(store: EvaluationStore, key: str, change) -> None:
+    """Edit an entry and give it a valid checksum again (the checksum catches damage, not types)."""
+
+    def edit(entry: dict) -> None:
+        change(entry)
+        entry["checksum"] = hashlib.sha256(
+            canonical_json({"fields": entry["fields"], "record": entry["record"]}).encode()
+        ).hexdigest()
+
+    _edit(store, key, edit)
+
+
+def _boolean_schema(entry: dict) -> None:
+    entry["schema"] = True  # equal to 1 in Python
+
+
+def _record_a_list(entry: dict) -> None:
+    entry["record"] = [0.5]
+
+
+def _fields_a_string(entry: dict) -> None:
+    entry["fields"] = "all of them"
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (_boolean_schema, "schema True is not 1"),
+        (_record_a_list, "fields or record is not an object"),
+        (_fields_a_string, "fields or record is not an object"),
+    ],
+)
+def test_wrong_types_are_a_logged_miss(
+    store: EvaluationStore, caplog: pytest.LogCaptureFixture, change, problem: str
+) -> None:
+    key = _put(store)
+    _rechecksummed(store, key, change)
+    with caplog.at_level(logging.WARNING, logger="simqnas.evalstore"):
+        assert store.get(key) is None
+    assert problem in caplog.text
+
+
+def test_a_record_check_that_fails_on_the_record_is_a_miss(
+    store: EvaluationStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A valid entry whose record makes the reader's check raise (a string where a number belongs)."""
+    key = _put(store, record={"accuracy": "high"})
+    with caplog.at_level(logging.WARNING, logger="simqnas.evalstore"):
+        assert store.get(key, check=lambda record: "low" if record["accuracy"] < 0.5 else None) is None
+    assert "TypeError" in caplog.text

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from simqnas.evaluate import EvaluationSettings, evaluate_candidate
+from simqnas.candidate import EvaluationSettings, evaluate_candidate
 from simqnas.quantize import model_size_bytes, quantizable_layers
 from simqnas.space import SearchSpace
 from simqnas.supernets import build_supernet, resolve_space

@@ -13,6 +13,7 @@ from simqnas.space import SearchSpace
 from simqnas.supernets import load_supernet, resolve_space
 from simqnas.supernets.bert import BertSuperNetwork
 from simqnas.training import (
+    NonFiniteError,
     accuracy,
     distillation_loss,
     finetune_teacher,
@@ -206,3 +207,29 @@ def test_corrupt_checkpoint_is_discarded_not_fatal(tmp_path, caplog):
     assert [m["epoch"] for m in metrics] == [1, 2]
     for key, value in first.state_dict().items():
         torch.testing.assert_close(again.state_dict()[key], value, rtol=0, atol=0, msg=key)
+
+
+# ---------------------------------------------------------------- divergence is an error, never a network
+
+
+def test_a_diverging_run_stops_with_an_error_and_writes_no_checkpoint(tmp_path):
+    train, validation = data(32, seed=1), data(16, seed=2)
+    with pytest.raises(
+        NonFiniteError, match=r"^epoch 1, step \d+: the (loss|gradient norm) is (nan|inf)"
+    ) as error:
+        finetune_teacher(tiny(), train, validation, **{**SETTINGS, "lr": 1e30}, checkpoint_dir=tmp_path)
+    assert "\n" not in str(error.value)
+    assert not list(tmp_path.glob("epoch-*"))
+
+
+def test_non_finite_weights_stop_training_before_a_checkpoint(tmp_path):
+    """A NaN weight the loss never reads (the second token-type embedding) is found at the epoch's end."""
+    train, validation = data(32, seed=1), data(16, seed=2)
+    model = tiny()
+    with torch.no_grad():
+        model.state_dict()["bert.embeddings.token_type_embeddings.weight"][1, 0] = float("nan")
+    with pytest.raises(
+        NonFiniteError, match=r"epoch 1: weight bert\.embeddings\.token_type_embeddings\.weight"
+    ):
+        finetune_teacher(model, train, validation, **SETTINGS, checkpoint_dir=tmp_path)
+    assert not list(tmp_path.glob("epoch-*"))

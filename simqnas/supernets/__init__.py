@@ -82,7 +82,9 @@ def resolve_space(space: SearchSpace, supernet: SuperNetwork) -> SearchSpace:
     """`space` checked against `supernet`, its quantization layers named by the network's module names.
 
     Quantization layers given as a count take the network's names in gene order; given as names, they must
-    be exactly the network's. The space's largest and smallest architectures must be runnable.
+    be exactly the network's. The space's largest and smallest architectures must be runnable, and so must
+    every choice of every elastic parameter (the others at their largest): a value the network cannot build
+    is found here, not when a search first proposes it.
     """
     layers = supernet.quantizable_layers()
     if space.quantization is not None:
@@ -98,7 +100,9 @@ def resolve_space(space: SearchSpace, supernet: SuperNetwork) -> SearchSpace:
             unknown = [name for name in given if name not in layers]
             detail = f"unknown layer {unknown[0]!r}" if unknown else "not the network's layers in gene order"
             raise ValueError(f"space.quantization.layers: {detail} (the network has {len(layers)} layers)")
-    for arch in sandwich_archs(space):
+    largest, smallest = sandwich_archs(space)
+    each_choice = [{**largest, p.name: [c] * p.count} for p in space.elastic for c in p.choices]
+    for arch in (largest, smallest, *each_choice):
         try:
             supernet.set_active(arch)
         except ValueError as error:

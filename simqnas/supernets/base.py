@@ -11,7 +11,7 @@ import json
 import logging
 import operator
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from simqnas.data.batching import Data, Inputs, labelled_batches
 from simqnas.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,17 @@ class SuperNetwork(nn.Module, ABC):
         """The extracted `subnet` as it is deployed, quantized, sized and timed. Default: unchanged. A family
         with BatchNorm re-estimates its statistics on `inputs` and folds it into the convolutions."""
         return subnet
+
+    def variable_dims(self) -> tuple[dict[int, str], ...]:
+        """Per input (in `input_names` order), the dimensions that may change from call to call, by name
+        (one name, one size across inputs): the export for quantization keeps them symbolic, so one
+        quantized model serves calibration, accuracy batches and timed inputs. Default: the batch."""
+        return tuple({0: "batch"} for _ in self.input_names)
+
+    def accuracy_batches(self, data: Data, batch_size: int) -> Iterator[tuple[Inputs, torch.Tensor]]:
+        """(inputs, labels) batches of an accuracy pass: every sample once, in any order, in shapes that
+        `variable_dims` allows. Default: consecutive batches."""
+        return labelled_batches(data, self.input_names, batch_size)
 
     @abstractmethod
     def hyperparameters(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from simqnas.data.batching import Data, Inputs, length_sorted_batches
 from simqnas.embedded import minilm_dir
 from simqnas.nn.elastic import Encoder, attention_bias
 from simqnas.supernets.base import load_named_weights
@@ -271,6 +272,16 @@ class BertSuperNetwork(TransformerSuperNetwork, BertClassifier):
         return load_named_weights(self, checkpoint, rename, source)
 
     # -- the SuperNetwork interface (the rest: TransformerSuperNetwork) -----------------------------------
+
+    def variable_dims(self) -> tuple[dict[int, str], ...]:
+        # sentences are padded to `sequence_length`; an accuracy batch is cut to its longest sentence
+        return ({0: "batch", 1: "tokens"}, {0: "batch", 1: "tokens"})
+
+    def accuracy_batches(self, data: Data, batch_size: int) -> Iterator[tuple[Inputs, torch.Tensor]]:
+        """Sentences sorted by length, each batch cut to its longest: the logits of a sentence do not
+        depend on the padding its attention mask hides (mean pooling and attention both mask it), and the
+        validation sentences average 27 of 64 tokens, so this does about 2.3x less work."""
+        return length_sorted_batches(data, self.input_names, batch_size, mask="attention_mask")
 
     def example_inputs(self, batch_size: int = 1) -> tuple[torch.Tensor, ...]:
         shape = (batch_size, self._hyperparameters["sequence_length"])

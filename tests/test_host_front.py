@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from simqnas.config import FRONT_SEARCH
-from simqnas.hosts import FRONT_COLUMNS, host_comparison, latency_front
+from simqnas.host_front import FRONT_COLUMNS, host_comparison, latency_front
 from simqnas.plots import host_figures
 
 
