@@ -30,7 +30,7 @@ from torch import nn
 
 from simqnas.data.batching import Data, Inputs, batches
 from simqnas.eager_int8 import quantize_eager
-from simqnas.latency import LatencySettings, measure_latency
+from simqnas.latency import LatencySettings, measure_latency_gated
 from simqnas.quantize import (
     FP32,
     INT8,
@@ -136,17 +136,28 @@ def timed_inputs(data: Data, input_names: Sequence[str], batch_size: int) -> Inp
     return inputs
 
 
-def time_latency(model: Any, inputs: Inputs, settings: LatencySettings) -> dict[str, Any]:
-    """Latency statistics (ms) of `model(*inputs)` timed with `settings`, and how they were taken."""
-    stats = measure_latency(
+#: a compiled reference network and its timed inputs, timed interleaved with each candidate
+Reference = tuple[Any, Inputs]
+
+
+def time_latency(
+    model: Any, inputs: Inputs, settings: LatencySettings, reference: Reference | None = None
+) -> dict[str, Any]:
+    """Latency of `model(*inputs)` through the settings' stability gate (`measure_latency_gated`; with a
+    `reference`, timed in alternating blocks with it), as a record: the gated measurement and how it
+    was taken."""
+    gated = measure_latency_gated(
         model,
         inputs,
         warmup=settings.warmup,
         runs=settings.runs,
         threads=settings.threads,
         trim=settings.trim,
+        gate=settings.gate,
+        reference=reference[0] if reference else None,
+        reference_inputs=reference[1] if reference else None,
     )
-    return {**stats.to_dict(), "method": settings.method, "batch_size": settings.batch_size}
+    return {**gated.to_dict(), "method": settings.method, "batch_size": settings.batch_size}
 
 
 def compile_checked(
@@ -174,11 +185,12 @@ def compiled_latency(
     policy: Mapping[str, str],
     settings: LatencySettings,
     timer: PhaseTimer,
+    reference: Reference | None = None,
 ) -> dict[str, Any]:
-    """`compile_checked`, then time `inputs` on the compiled model."""
+    """`compile_checked`, then time `inputs` on the compiled model (interleaved with `reference`)."""
     compiled, checked = compile_checked(qmodel, inputs, policy, settings.threads, timer)
     with timer.phase("latency"):
-        return {**time_latency(compiled, inputs, settings), **checked}
+        return {**time_latency(compiled, inputs, settings, reference), **checked}
 
 
 def eager_int8_latency(
@@ -210,12 +222,14 @@ def evaluate_subnetwork(
     *,
     measure_accuracy: bool = True,
     timer: PhaseTimer | None = None,
+    reference: Reference | None = None,
 ) -> dict[str, Any]:
     """Quantize an extracted sub-network of `supernet` (its family's batching and symbolic dimensions) once
     with its policy and measure it.
 
-    Returns {"size_bytes", "accuracy" (with `measure_accuracy`), "latency" (stats in ms, with
-    `settings.latency`), "timings_s"}.
+    Returns {"size_bytes", "accuracy" (with `measure_accuracy`), "latency" (a gated measurement in ms,
+    with `settings.latency`; compiled latency is timed interleaved with `reference` when given),
+    "timings_s"}.
     """
     timer = timer or PhaseTimer()
     check_policy(subnet, policy)
@@ -237,7 +251,7 @@ def evaluate_subnetwork(
     if latency is not None:
         inputs = timed_inputs(validation, names, latency.batch_size)
         if latency.method == "compiled":
-            record["latency"] = compiled_latency(qmodel, inputs, policy, latency, timer)
+            record["latency"] = compiled_latency(qmodel, inputs, policy, latency, timer, reference)
         else:
             record["latency"] = eager_int8_latency(
                 subnet, policy, calibration, names, settings.calibration_batch_size, inputs, latency, timer
@@ -264,6 +278,7 @@ def evaluate_candidate(
     settings: EvaluationSettings,
     *,
     measure_accuracy: bool = True,
+    reference: Reference | None = None,
 ) -> dict[str, Any]:
     """Extract `arch` from a loaded super-network (`deployable_subnetwork`), then `evaluate_subnetwork`
     with the policy (and the super-network's fixed precisions) restricted to the layers the sub-network
@@ -280,6 +295,7 @@ def evaluate_candidate(
         settings,
         measure_accuracy=measure_accuracy,
         timer=timer,
+        reference=reference,
     )
 
 

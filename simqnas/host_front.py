@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from simqnas.pareto import pareto_front_mask
+from simqnas.summary import prefer_same_rounds
 
 FRONT_COLUMNS = [
     "member",
@@ -79,7 +80,9 @@ def host_comparison(
         on_host = front.join(measured, on="member")
         on_host.insert(0, "host", host)
         on_host["baseline_int8_ms"] = int8_latency_ms[host]
-        on_host["normalized_latency"] = on_host["latency_ms"] / int8_latency_ms[host]
+        on_host["normalized_latency"] = prefer_same_rounds(
+            on_host, on_host["latency_ms"] / int8_latency_ms[host]
+        )
         on_host["rank"] = on_host["normalized_latency"].rank(method="min").astype(int)
         on_host["on_front"] = pareto_front_mask(
             on_host[["accuracy", "normalized_latency"]].to_numpy(dtype=float), (True, False)
@@ -93,6 +96,9 @@ def host_comparison(
         "size_bytes",
         "latency_ms",
         "latency_std_ms",
+        "latency_p25_ms",
+        "latency_p75_ms",
+        "latency_stable",
         "baseline_int8_ms",
         "normalized_latency",
         "rank",
@@ -103,4 +109,4 @@ def host_comparison(
         "node",
         "node_features",
     ]
-    return pd.concat(rows, ignore_index=True)[columns]
+    return pd.concat(rows, ignore_index=True).reindex(columns=columns)

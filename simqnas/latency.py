@@ -524,6 +524,7 @@ class LatencySettings:
     trim: float = 0.05
     method: str = "compiled"
     batch_size: int = 1
+    gate: StabilityGate = StabilityGate()
 
     def __post_init__(self) -> None:
         if self.method not in LATENCY_METHODS:
@@ -563,6 +564,12 @@ class HostProfile:
     cpu_model: str | None = None
     feature: str | None = None
     pin_threads: bool = True
+    #: the stability gate's settings (`StabilityGate.from_config`); None: its defaults
+    stability: Mapping[str, Any] | None = None
+
+    @property
+    def gate(self) -> StabilityGate:
+        return StabilityGate.from_config({"stability": self.stability})
 
     @classmethod
     def from_config(cls, spec: Mapping[str, object]) -> HostProfile:
@@ -576,6 +583,7 @@ class HostProfile:
             trim=self.trim,
             method=method,
             batch_size=self.batch_size,
+            gate=self.gate,
         )
 
     def check_machine(self, info: Mapping[str, object]) -> None:
@@ -643,6 +651,8 @@ class HostProfile:
             "runs": self.runs,
             "trim": self.trim,
             "cpu_model": cpu_model,
+            "statistic": "median",
+            "gate": self.gate.to_dict(),
         }
 
 

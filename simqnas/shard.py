@@ -10,7 +10,6 @@ it was working on.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from simqnas.candidate import (
     EVALUATION_RECIPE,
     EvaluationSettings,
     PhaseTimer,
+    Reference,
     compile_checked,
     deployable_subnetwork,
     evaluate_candidate,
@@ -31,13 +31,12 @@ from simqnas.candidate import (
     number_problem,
     quantize_subnetwork,
     subnetwork_policy,
-    time_latency,
     timed_inputs,
 )
 from simqnas.data import load_split
 from simqnas.evalstore import EvaluationStore, evaluation_key, safetensors_sha256
 from simqnas.history import QUALITY_COLUMNS
-from simqnas.latency import HostProfile, machine_columns
+from simqnas.latency import GatedLatency, HostProfile, machine_columns
 from simqnas.space import SearchSpace
 from simqnas.supernets import load_supernet
 from simqnas.supernets.base import Arch, SuperNetwork
@@ -130,9 +129,16 @@ class EvaluationContext:
         }
 
     def evaluate(
-        self, arch: Arch, policy: Mapping[str, str], host: HostProfile | None, *, measure_accuracy: bool
+        self,
+        arch: Arch,
+        policy: Mapping[str, str],
+        host: HostProfile | None,
+        *,
+        measure_accuracy: bool,
+        reference: Reference | None = None,
     ) -> dict[str, Any]:
-        """One pass over a candidate: size, and accuracy and/or latency on `host` (one quantization)."""
+        """One pass over a candidate: size, and accuracy and/or latency on `host` (one quantization;
+        latency timed interleaved with `reference`)."""
         settings = EvaluationSettings(
             self.settings.calibration_batch_size,
             self.settings.eval_batch_size,
@@ -146,6 +152,7 @@ class EvaluationContext:
             self.validation,
             settings,
             measure_accuracy=measure_accuracy,
+            reference=reference,
         )
 
 
@@ -159,15 +166,19 @@ def quality_problem(record: Mapping[str, Any]) -> str | None:
 
 
 def latency_problem(record: Mapping[str, Any]) -> str | None:
-    """What is wrong with a latency record (None if nothing): missing statistics, NaN, negative times."""
-    stats = record.get("latency")
-    if not isinstance(stats, Mapping) or not isinstance(record.get("host_info"), Mapping):
-        return "no latency statistics or host_info"
-    for name in ("mean", "std", "p5", "p95"):
-        problem = number_problem(f"latency {name}", stats.get(name), 0.0)
+    """What is wrong with a latency record (None if nothing): not a gated measurement (e.g. of an older
+    recipe), NaN, negative or zero times."""
+    if not isinstance(record.get("host_info"), Mapping):
+        return "no host_info"
+    try:
+        gated = GatedLatency.from_dict(record.get("latency"))  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        return f"no gated latency statistics ({type(error).__name__}: {error})"
+    for name in ("median", "p25", "p75", "min", "mean"):
+        problem = number_problem(f"latency {name}", getattr(gated.stats, name), 0.0)
         if problem:
             return problem
-    return None if stats["mean"] > 0 else "latency mean is 0"
+    return None if gated.stats.min > 0 else "latency of 0 ms"
 
 
 def _store_checked(
@@ -228,49 +239,60 @@ def evaluate_quality(
 def _latency_row(
     index: int, record: Mapping[str, Any], key: str, cached: bool, host: HostProfile
 ) -> dict[str, Any]:
-    stats = record["latency"]
     return {
         "candidate": index,
-        "latency_ms": stats["mean"],
-        "latency_std_ms": stats["std"],
-        "latency_p5_ms": stats["p5"],
-        "latency_p95_ms": stats["p95"],
+        **GatedLatency.from_dict(record["latency"]).columns(),
         "host": host.name,
         **machine_columns(record["host_info"]),
-        "reference_ms": record.get("reference_ms", math.nan),
         "latency_key": key,
         "latency_cached": cached,
     }
 
 
-class ReferenceTiming:
-    """The all-INT8 full network (what latencies are normalized by), compiled once in a latency job and
-    timed when the job starts measuring and when it ends: every latency the job measures records the
-    baseline's latency on the machine at that time, so drift between jobs, and within one, is on file."""
+def compiled_reference(context: EvaluationContext, host: HostProfile) -> Reference:
+    """The all-INT8 full network (what latencies are normalized by), compiled once in a latency job, with
+    its timed inputs: every candidate is timed in alternating blocks with it, so a disturbance hits both
+    and the candidate / baseline ratio of the same rounds (`latency_reference_ratio`) holds."""
+    supernet = context.supernet
+    settings = host.settings()
+    network = deployable_subnetwork(
+        supernet, supernet.largest_arch(), context.calibration, context.settings.calibration_batch_size
+    )
+    policy = subnetwork_policy(
+        network, {**supernet.fixed_precisions(), **full_network_policy(supernet, "int8")}
+    )
+    qmodel = quantize_subnetwork(
+        network,
+        policy,
+        context.calibration,
+        supernet.input_names,
+        context.settings.calibration_batch_size,
+        supernet.variable_dims(),
+    )
+    inputs = timed_inputs(context.validation, supernet.input_names, settings.batch_size)
+    model, _ = compile_checked(qmodel, inputs, policy, settings.threads, PhaseTimer())
+    return model, inputs
 
-    def __init__(self, context: EvaluationContext, host: HostProfile) -> None:
-        supernet = context.supernet
-        self.settings = host.settings()
-        network = deployable_subnetwork(
-            supernet, supernet.largest_arch(), context.calibration, context.settings.calibration_batch_size
-        )
-        policy = subnetwork_policy(
-            network, {**supernet.fixed_precisions(), **full_network_policy(supernet, "int8")}
-        )
-        qmodel = quantize_subnetwork(
-            network,
-            policy,
-            context.calibration,
-            supernet.input_names,
-            context.settings.calibration_batch_size,
-            supernet.variable_dims(),
-        )
-        self.inputs = timed_inputs(context.validation, supernet.input_names, self.settings.batch_size)
-        self.model, _ = compile_checked(qmodel, self.inputs, policy, self.settings.threads, PhaseTimer())
 
-    def time(self) -> float:
-        """The baseline's latency now (ms, the statistic candidates report)."""
-        return float(time_latency(self.model, self.inputs, self.settings)["mean"])
+@dataclass
+class _Stored:
+    """An evaluation's key fields, key and stored record (None: not stored yet, or refused by `check`)."""
+
+    fields: dict[str, Any]
+    key: str
+    check: Callable[[Mapping[str, Any]], str | None]
+    record: dict[str, Any] | None
+
+    @classmethod
+    def look_up(
+        cls, store: EvaluationStore, fields: dict[str, Any], check: Callable[[Mapping[str, Any]], str | None]
+    ) -> _Stored:
+        key = evaluation_key(**fields)
+        return cls(fields, key, check, store.get(key, check=check))
+
+    def store(self, record: dict[str, Any], store: EvaluationStore, index: int) -> None:
+        _store_checked(store, self.key, record, self.fields, self.check, index)
+        self.record = record
 
 
 def measure_on_host(
@@ -283,72 +305,55 @@ def measure_on_host(
     with_quality: bool,
 ) -> pd.DataFrame:
     """Compiled INT8 end-to-end latency on `host` (the machine this job runs on, checked) of each
-    (candidate index, genome), with the host, CPU model and (under SLURM) node it was measured on and the
-    all-INT8 baseline timed in the same job (`reference_ms`); `with_quality` adds accuracy and size.
+    (candidate index, genome), through the host's stability gate and interleaved with the all-INT8
+    baseline compiled in this job, with the host, CPU model and (under SLURM) node it was measured on;
+    `with_quality` adds accuracy and size.
 
     What the store holds is read; a candidate missing both its quality and its latency is quantized once
-    for both. The baseline is compiled only when something is to be measured, and timed again at the end
-    of the job (logged: the drift within the job).
+    for both. The baseline is compiled only when some latency is to be measured.
     """
     todo = []
     for index, genome in genomes:
         arch, policy = context.candidate(genome)
-        quality_fields = context.quality_fields(arch, policy)
-        latency_fields = context.latency_fields(arch, policy, host, machine)
-        quality_key, latency_key = evaluation_key(**quality_fields), evaluation_key(**latency_fields)
-        quality = store.get(quality_key, check=quality_problem) if with_quality else None
-        latency = store.get(latency_key, check=latency_problem)
-        todo.append(
-            (index, arch, policy, quality_fields, quality_key, quality, latency_fields, latency_key, latency)
+        quality = (
+            _Stored.look_up(store, context.quality_fields(arch, policy), quality_problem)
+            if with_quality
+            else None
         )
-    reference = ReferenceTiming(context, host) if any(item[-1] is None for item in todo) else None
-    reference_start = reference.time() if reference else math.nan
+        latency = _Stored.look_up(store, context.latency_fields(arch, policy, host, machine), latency_problem)
+        todo.append((index, arch, policy, quality, latency))
+    reference = compiled_reference(context, host) if any(t[4].record is None for t in todo) else None
     rows = []
-    for (
-        index,
-        arch,
-        policy,
-        quality_fields,
-        quality_key,
-        quality,
-        latency_fields,
-        latency_key,
-        latency,
-    ) in todo:
-        row: dict[str, Any] = {}
-        need_quality = with_quality and quality is None
-        if need_quality or latency is None:
+    for index, arch, policy, quality, latency in todo:
+        quality_cached = quality is None or quality.record is not None
+        latency_cached = latency.record is not None
+        if not (quality_cached and latency_cached):
             result = context.evaluate(
-                arch, policy, host if latency is None else None, measure_accuracy=need_quality
+                arch,
+                policy,
+                None if latency_cached else host,
+                measure_accuracy=not quality_cached,
+                reference=reference,
             )
-            if need_quality:
-                quality = {k: result[k] for k in ("accuracy", "size_bytes", "timings_s")}
-                _store_checked(store, quality_key, quality, quality_fields, quality_problem, index)
-            if latency is None:
-                latency = {
-                    "latency": result["latency"],
-                    "host_info": dict(machine),
-                    "reference_ms": reference_start,
-                    "timings_s": result["timings_s"],
-                }
-                _store_checked(store, latency_key, latency, latency_fields, latency_problem, index)
-                row["latency_cached"] = False
-        if with_quality:
-            _log_quality(index, quality, not need_quality)
-            row = {**_quality_row(index, quality, quality_key, not need_quality), **row}
+            if not quality_cached:
+                quality.store({k: result[k] for k in ("accuracy", "size_bytes", "timings_s")}, store, index)
+            if not latency_cached:
+                record = {"latency": result["latency"], "host_info": dict(machine)}
+                latency.store({**record, "timings_s": result["timings_s"]}, store, index)
+        row = _latency_row(index, latency.record, latency.key, latency_cached, host)
         log.info(
-            "candidate %d: latency %.3f ms +- %.3f",
+            "candidate %d: latency %.3f ms (IQR %.3f, %s, x%.3f of the baseline) (%s)",
             index,
-            latency["latency"]["mean"],
-            latency["latency"]["std"],
+            row["latency_ms"],
+            row["latency_iqr_ms"],
+            "stable" if row["latency_stable"] else "UNSTABLE",
+            row["latency_reference_ratio"],
+            "cached" if latency_cached else "measured",
         )
-        rows.append({**_latency_row(index, latency, latency_key, "latency_cached" not in row, host), **row})
-    if reference:
-        log.info(
-            "all-INT8 baseline in this job: %.3f ms at the start, %.3f ms at the end",
-            reference_start,
-            reference.time(),
-        )
+        if quality is not None:
+            _log_quality(index, quality.record, quality_cached)
+            row = {**_quality_row(index, quality.record, quality.key, quality_cached), **row}
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -378,16 +383,18 @@ def evaluate_baseline(context: EvaluationContext, precision: str) -> dict[str, A
 def baseline_latency(
     context: EvaluationContext, precision: str, host: HostProfile, machine: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Compiled end-to-end latency of the full super-network, all-INT8 or FP32, on a host profile."""
+    """Compiled end-to-end latency of the full super-network, all-INT8 or FP32, on a host profile
+    (`latency_ms`: the median, as for candidates)."""
     supernet = context.supernet
     result = context.evaluate(
         supernet.largest_arch(), full_network_policy(supernet, precision), host, measure_accuracy=False
     )
-    stats = result["latency"]
+    gated = GatedLatency.from_dict(result["latency"])
     return {
         "precision": precision,
         "host": host.name,
-        "latency_ms": stats["mean"],
-        "latency": stats,
+        "latency_ms": gated.stats.reported,
+        "latency_stable": gated.stable,
+        "latency": result["latency"],
         "host_info": dict(machine),
     }

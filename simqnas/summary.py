@@ -121,7 +121,9 @@ def reference_baselines(baselines: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def add_normalized_latency(evaluations: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
-    """Latency divided by the all-INT8 baseline latency of the same host (NaN where not measured)."""
+    """Latency divided by the all-INT8 baseline latency of the same host (NaN where not measured): by the
+    baseline timed in the same rounds as the candidate (`latency_reference_ratio`, what a latency job
+    records), else by the host's baseline measured in its own job."""
     frame = evaluations.copy()
     if "latency_ms" not in frame:
         frame["latency_ms"] = np.nan
@@ -130,8 +132,17 @@ def add_normalized_latency(evaluations: pd.DataFrame, baselines: pd.DataFrame) -
     own = own_baselines(baselines)
     int8 = own[(own["baseline"] == "int8") & own["host"].notna()].set_index("host")
     reference = frame["host"].map(int8["latency_ms"]) if len(int8) else np.nan
-    frame["normalized_latency"] = frame["latency_ms"] / reference
+    frame["normalized_latency"] = prefer_same_rounds(frame, frame["latency_ms"] / reference)
     return frame
+
+
+def prefer_same_rounds(frame: pd.DataFrame, normalized: pd.Series) -> pd.Series:
+    """`latency_reference_ratio` (the latency over the all-INT8 baseline timed in the same interleaved
+    rounds) where a row has it, `normalized` elsewhere."""
+    if "latency_reference_ratio" not in frame:
+        return normalized
+    same_rounds = pd.to_numeric(frame["latency_reference_ratio"], errors="coerce")
+    return same_rounds.where(np.isfinite(same_rounds), normalized)
 
 
 def unstable_latency(evaluations: pd.DataFrame) -> pd.Series:

@@ -225,14 +225,25 @@ def test_an_invalid_fresh_evaluation_is_not_stored(tmp_path, record, problem):
 
 
 def test_latency_records_are_checked():
-    good = {"latency": {"mean": 2.0, "std": 0.1, "p5": 1.9, "p95": 2.2}, "host_info": {"cpu_model": "x"}}
+    from simqnas.latency import GatedLatency, StabilityGate, summarize
+
+    stats = summarize([2.0, 2.1, 1.9, 2.0], trim=0.0, threads=1)
+    gated = GatedLatency(stats, None, 1, True, StabilityGate(), (0.05,), (0.1,) * 3, (0.1,) * 3)
+    good = {"latency": gated.to_dict(), "host_info": {"cpu_model": "x"}}
     assert latency_problem(good) is None
-    assert latency_problem({**good, "latency": {**good["latency"], "mean": float("nan")}}) == (
-        "latency mean nan is not a finite number within [0.0, inf]"
+
+    def broken(**changes):
+        return {**good, "latency": {**good["latency"], "stats": {**good["latency"]["stats"], **changes}}}
+
+    assert latency_problem(broken(median=float("nan"))) == (
+        "latency median nan is not a finite number within [0.0, inf]"
     )
-    assert latency_problem({**good, "latency": {**good["latency"], "p5": -1.0}}).startswith("latency p5 -1.0")
-    assert latency_problem({**good, "latency": {**good["latency"], "mean": 0.0}}) == "latency mean is 0"
-    assert latency_problem({"latency": good["latency"]}) == "no latency statistics or host_info"
+    assert latency_problem(broken(p25=-1.0)).startswith("latency p25 -1.0")
+    assert latency_problem(broken(min=0.0)) == "latency of 0 ms"
+    assert latency_problem({"latency": good["latency"]}) == "no host_info"
+    # a record of the trimmed-mean recipe (no quartiles) is measured again, not read
+    old = {"latency": {"mean": 2.0, "std": 0.1, "p5": 1.9, "p95": 2.2}, "host_info": {"cpu_model": "x"}}
+    assert latency_problem(old).startswith("no gated latency statistics")
 
 
 def test_cutting_the_padding_does_not_change_a_quantized_sentence_s_prediction(job_files):
