@@ -13,6 +13,11 @@ Two details that the published description leaves open are fixed here:
   zero (e.g. an objective whose minimum is 0) would dominate the score and the model choice. The scorer
   here divides by max(|y|, 1% of the largest |label| of the whole fit) instead. For labels that stay
   above 1% of their maximum (accuracy, model size, normalized latency) this is exactly MAPE.
+
+Every fit also scores, on the same folds and scorer, the constant predictor (the training folds' mean
+label): `Predictor.beats_constant` says whether the tuned regressor predicts held-out networks better than
+that. On a handful of noisy samples against hundreds of one-hot features it usually does not, and LINAS
+then does not search on it (simqnas.search.linas).
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from typing import Literal
 
 import numpy as np
 from sklearn.base import RegressorMixin
+from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import Ridge
 from sklearn.metrics import make_scorer
-from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.svm import SVR
 from threadpoolctl import threadpool_limits
 
@@ -43,12 +49,20 @@ class Predictor:
 
     `cv_score` is the best grid-search score: minus the (floored) mean absolute percentage error, as a
     fraction, so higher is better and 0 is perfect; NaN when there were too few samples to cross-validate.
+    `constant_score` is the same score of the constant predictor (the training folds' mean) on the same
+    folds.
     """
 
     kind: Literal["ridge", "svr"]
     model: RegressorMixin
     scale: float
     cv_score: float
+    constant_score: float = float("nan")
+
+    @property
+    def beats_constant(self) -> bool:
+        """Whether cross-validation rates the regressor above the constant (False when not scored)."""
+        return bool(self.cv_score > self.constant_score)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict(features), dtype=float) * self.scale
@@ -99,6 +113,8 @@ def fit_predictor(
         ("ridge", Ridge(), {"alpha": list(ridge_alphas)}),
         ("svr", SVR(kernel="rbf", gamma="auto", epsilon=0.0), {"C": list(svr_cs)}),
     ]
+    with threadpool_limits(limits=1):
+        constant = float(np.mean(cross_val_score(DummyRegressor(), features, y, scoring=scorer, cv=cv)))
     best: Predictor | None = None
     for kind, estimator, grid in candidates:
         # The matrices are small (hundreds x hundreds): multi-threaded BLAS only adds overhead, up to
@@ -106,6 +122,6 @@ def fit_predictor(
         with threadpool_limits(limits=1):
             search = GridSearchCV(estimator, grid, scoring=scorer, cv=cv, refit=True).fit(features, y)
         if best is None or search.best_score_ > best.cv_score:
-            best = Predictor(kind, search.best_estimator_, scale, float(search.best_score_))
+            best = Predictor(kind, search.best_estimator_, scale, float(search.best_score_), constant)
     assert best is not None
     return best
