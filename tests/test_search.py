@@ -1,6 +1,10 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
+from simqnas.headline import ALGORITHM_ORDER
 from simqnas.pareto import Normalization, hypervolume
 from simqnas.search import ALGORITHMS, get_algorithm
 from simqnas.search.base import History, Objective, network_key
@@ -259,3 +263,10 @@ def test_linas_searches_its_predictors_once_they_beat_a_constant():
 def test_linas_rejects_an_unknown_fallback():
     with pytest.raises(ValueError, match="fallback 'bogus'"):
         LINAS(fallback="bogus")
+
+
+def test_every_registered_algorithm_is_named_in_the_config_schema_and_the_tables():
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "schema.yaml").read_text())
+    assert schema["$defs"]["experiment"]["properties"]["algorithms"]["items"]["enum"] == sorted(ALGORITHMS)
+    assert sorted(schema["properties"]["algorithms"]["properties"]) == sorted(ALGORITHMS)
+    assert sorted(ALGORITHM_ORDER) == sorted(ALGORITHMS)
