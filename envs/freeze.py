@@ -64,6 +64,7 @@ GROUPS: dict[str, dict] = {
         "requires": [
             "neural-compressor[pt]",
             "numpy",
+            "optuna",
             "pandas",
             "pymoo",
             "safetensors",
