@@ -83,3 +83,12 @@ def test_minilm_noise_is_binomial_and_fixed_per_network(benchmark):
     other = shallow.copy()
     other[0, dropped] = problem.space.cardinalities[dropped] - 1
     assert np.array_equal(problem.evaluate(shallow), problem.evaluate(other))
+
+
+def test_first_lead_and_the_budget_from_which_linas_stays_ahead(benchmark):
+    budgets = np.array([8, 16, 24, 32])
+    other = np.array([0.5, 0.5, 0.5, 0.5])
+    assert benchmark.first_lead(np.array([0.4, 0.6, 0.4, 0.6]), other, budgets) == (16, 32)
+    assert benchmark.first_lead(np.array([0.6, 0.6, 0.6, 0.6]), other, budgets) == (8, 8)
+    assert benchmark.first_lead(np.array([0.6, 0.4, 0.4, 0.4]), other, budgets) == (8, None)
+    assert benchmark.first_lead(np.array([0.5, 0.4, 0.4, 0.4]), other, budgets) == (None, None)
