@@ -50,14 +50,14 @@ class LINAS(SearchAlgorithm):
 
     Iteration 0 is `RandomSearch`'s iteration 0 (shared across algorithms). Afterwards: fit one predictor
     per objective on all evaluations so far (`features`: one-hot of every gene the network has;
-    `fit_predictor`), run
-    pymoo's NSGA-II on the predictors alone for `inner_evaluations` predicted evaluations with population
-    `inner_population` (default n), and propose its final population, minus genomes already evaluated and
-    duplicates. If that leaves fewer than n, the rest are the best other genomes the inner search visited
-    (RankAndCrowding on predicted values), then random unseen genomes; if the final population is larger
-    than n, RankAndCrowding picks n of it. A space no larger than `inner_evaluations` is predicted
-    exhaustively instead, and its best unseen genomes (RankAndCrowding) proposed. Every genome is predicted
-    as the network it describes (`features`), so genes a shallower depth drops change no prediction.
+    `fit_predictor`), run pymoo's NSGA-II on the predictors alone for `inner_evaluations` predicted
+    evaluations with population `inner_population` (default n), and propose its final population, minus
+    genomes already evaluated and duplicates. If that leaves fewer than n, the rest are the best other
+    genomes the inner search visited (RankAndCrowding on predicted values), then random unseen genomes; if
+    the final population is larger than n, RankAndCrowding picks n of it. A space no larger than
+    `inner_evaluations` is predicted exhaustively instead, and its best unseen genomes (RankAndCrowding)
+    proposed. Every genome is predicted as the network it describes (`features`), so genes a shallower
+    depth drops change no prediction.
 
     Too few evaluations: while any objective's predictor orders held-out evaluations no better than a
     constant (`Predictor.beats_constant`: cross-validated Kendall tau <= 0), a search on the predictors

@@ -1,7 +1,7 @@
 """LINAS's lightly trained predictors: Ridge vs RBF-SVR, each tuned by grid-search cross-validation.
 
-One predictor is fitted per objective on every evaluation so far (features: one-hot of every gene). Both
-regressors are tuned on (negative) mean absolute percentage error and the better one is kept, as in
+One predictor is fitted per objective on every evaluation so far (features: simqnas.search.linas.features).
+Both regressors are tuned on (negative) mean absolute percentage error and the better one is kept, as in
 LINAS / DyNAS-T.
 
 Two details that the published description leaves open are fixed here:
