@@ -22,7 +22,7 @@ three standard errors; their size / latency), for the test problems the true fro
 values of 1000 random genomes. `hypervolume` is on the measured values (what the workflow's Fig 2c shows),
 `true_hypervolume` on the noise-free values of the same evaluated networks.
 
-    nice -n 15 .venv/bin/python benchmarks/search_efficiency.py             # default: a few minutes on 1 core
+    nice -n 15 .venv/bin/python benchmarks/search_efficiency.py          # default: 85 s CPU, 1 core
     nice -n 15 .venv/bin/python benchmarks/search_efficiency.py --grid      # populations 4, 8, 12 x 200 evals
 
 Algorithms: random, nsga2, linas (random proposals while a predictor orders held-out evaluations no better
