@@ -64,6 +64,7 @@ GROUPS: dict[str, dict] = {
         "requires": [
             "neural-compressor[pt]",
             "numpy",
+            "optuna",
             "pandas",
             "pymoo",
             "safetensors",
@@ -80,7 +81,7 @@ GROUPS: dict[str, dict] = {
             "proposing, gathering and collecting search iterations "
             "(propose, gather_iteration, collect_run in rules/search.smk)"
         ),
-        "requires": ["numpy", "pandas", "pymoo", "scikit-learn", "threadpoolctl"],
+        "requires": ["numpy", "optuna", "pandas", "pymoo", "scikit-learn", "threadpoolctl"],
         "data": [],
     },
     "plot": {

@@ -36,7 +36,7 @@ wildcard_constraints:
     host=alternatives(HOSTS),
     space="joint|quant|arch",
     obj="size|latency",
-    algo="linas|nsga2|random",
+    algo="linas|nsga2|random|tpe",
     precision="fp32|int8",
     seed=r"\d+",
     it=r"\d+",

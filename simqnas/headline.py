@@ -24,6 +24,9 @@ from simqnas.summary import COST_COLUMN, own_baselines, reference_baselines
 
 #: what a claim is measured against when it names no reference network
 OWN_BASELINE = "all-INT8 super-network"
+#: the algorithms' column order: the names of simqnas.search.ALGORITHMS (not imported here: the plot rules'
+#: environment has neither scikit-learn nor optuna)
+ALGORITHM_ORDER = ("linas", "nsga2", "random", "tpe")
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ def headline_table(
 ) -> pd.DataFrame:
     """One row per claim: the paper's number and ours for every algorithm that ran. `references` are the
     network's reference networks in config order (claims against a reference match them by position)."""
-    algorithms = [a for a in ("linas", "nsga2", "random") if a in set(evaluations["algorithm"])]
+    algorithms = [a for a in ALGORITHM_ORDER if a in set(evaluations["algorithm"])]
     rows = []
     for claim in PAPER_CLAIMS.get(family, ()):
         row = {
@@ -207,7 +210,7 @@ def combined_headline(
     if not parts:
         return pd.DataFrame(columns=COMBINED_COLUMNS)
     combined = pd.concat(parts, ignore_index=True)
-    algorithms = [a for a in ("linas", "nsga2", "random") if a in combined]
+    algorithms = [a for a in ALGORITHM_ORDER if a in combined]
     values = [f"{a}_value" for a in algorithms if f"{a}_value" in combined]
     rest = [c for c in combined.columns if c not in {*COMBINED_COLUMNS, *algorithms, *values}]
     return combined[[c for c in COMBINED_COLUMNS if c in combined] + algorithms + values + rest]

@@ -119,3 +119,12 @@ def test_rejects_mismatched_inputs():
         fit_predictor(np.zeros((3, 4)), np.zeros(2), seed=0)
     with pytest.raises(ValueError, match="no samples"):
         fit_predictor(np.zeros((0, 4)), np.zeros(0), seed=0)
+
+
+def test_a_regressor_beats_the_constant_only_where_there_is_signal():
+    genomes = _genomes(60)
+    assert fit_predictor(SPACE.one_hot(genomes), _linear(genomes), seed=0, **GRIDS).beats_constant
+    noise = 0.85 + 0.016 * np.random.default_rng(2).standard_normal(60)  # binomial-like accuracy noise
+    predictor = fit_predictor(SPACE.one_hot(genomes), noise, seed=0, **GRIDS)
+    assert not predictor.beats_constant
+    assert not fit_predictor(SPACE.one_hot(genomes[:1]), noise[:1], seed=0, **GRIDS).beats_constant

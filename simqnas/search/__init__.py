@@ -8,8 +8,11 @@ from simqnas.search.base import History, Objective, SearchAlgorithm
 from simqnas.search.linas import LINAS
 from simqnas.search.nsga2 import NSGA2Search
 from simqnas.search.random import RandomSearch
+from simqnas.search.tpe import TPESearch
 
-ALGORITHMS: dict[str, type[SearchAlgorithm]] = {cls.name: cls for cls in (LINAS, NSGA2Search, RandomSearch)}
+ALGORITHMS: dict[str, type[SearchAlgorithm]] = {
+    cls.name: cls for cls in (LINAS, NSGA2Search, RandomSearch, TPESearch)
+}
 
 __all__ = ["ALGORITHMS", "History", "Objective", "SearchAlgorithm", "get_algorithm"]
 

@@ -1,7 +1,7 @@
 """LINAS's lightly trained predictors: Ridge vs RBF-SVR, each tuned by grid-search cross-validation.
 
-One predictor is fitted per objective on every evaluation so far (features: one-hot of every gene). Both
-regressors are tuned on (negative) mean absolute percentage error and the better one is kept, as in
+One predictor is fitted per objective on every evaluation so far (features: simqnas.search.linas.features).
+Both regressors are tuned on (negative) mean absolute percentage error and the better one is kept, as in
 LINAS / DyNAS-T.
 
 Two details that the published description leaves open are fixed here:
@@ -13,19 +13,28 @@ Two details that the published description leaves open are fixed here:
   zero (e.g. an objective whose minimum is 0) would dominate the score and the model choice. The scorer
   here divides by max(|y|, 1% of the largest |label| of the whole fit) instead. For labels that stay
   above 1% of their maximum (accuracy, model size, normalized latency) this is exactly MAPE.
+
+Every fit also ranks, on the same folds, the kept regressor's out-of-fold predictions against the labels
+(Kendall's tau, `Predictor.cv_rank`). LINAS's inner NSGA-II uses predictions only to order networks, and a
+constant orders nothing (tau 0), so `Predictor.beats_constant` is cv_rank > 0: LINAS does not search on a
+predictor that orders held-out evaluations no better than a constant (simqnas.search.linas). MAPE is no
+such test: on accuracy read on 500 sentences, the binomial noise (~1.9% relative) dominates every
+predictor's MAPE, and the tuned regressor loses to the constant in MAPE even where it orders unseen
+networks with tau 0.3-0.4 (benchmarks/search_efficiency.py --predictor-quality).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
-from sklearn.base import RegressorMixin
+from scipy.stats import kendalltau
+from sklearn.base import RegressorMixin, clone
 from sklearn.linear_model import Ridge
 from sklearn.metrics import make_scorer
-from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_predict
 from sklearn.svm import SVR
 from threadpoolctl import threadpool_limits
 
@@ -43,12 +52,20 @@ class Predictor:
 
     `cv_score` is the best grid-search score: minus the (floored) mean absolute percentage error, as a
     fraction, so higher is better and 0 is perfect; NaN when there were too few samples to cross-validate.
+    `cv_rank` is Kendall's tau between the out-of-fold predictions of the kept regressor (its tuned
+    parameters refitted on each training fold) and the labels; NaN when there were too few samples.
     """
 
     kind: Literal["ridge", "svr"]
     model: RegressorMixin
     scale: float
     cv_score: float
+    cv_rank: float = float("nan")
+
+    @property
+    def beats_constant(self) -> bool:
+        """Whether it orders held-out evaluations better than a constant does (False when not ranked)."""
+        return bool(self.cv_rank > 0)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict(features), dtype=float) * self.scale
@@ -108,4 +125,7 @@ def fit_predictor(
         if best is None or search.best_score_ > best.cv_score:
             best = Predictor(kind, search.best_estimator_, scale, float(search.best_score_))
     assert best is not None
-    return best
+    with threadpool_limits(limits=1):
+        out_of_fold = cross_val_predict(clone(best.model), features, y, cv=cv)
+    rank = kendalltau(out_of_fold, y).statistic  # NaN for constant predictions or labels
+    return replace(best, cv_rank=float(rank) if np.isfinite(rank) else 0.0)
