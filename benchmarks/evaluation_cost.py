@@ -61,7 +61,14 @@ from simqnas.eager_int8 import quantize_eager
 from simqnas.embedded import minilm_dir
 from simqnas.evalstore import EvaluationStore
 from simqnas.io import write_text_atomic
-from simqnas.latency import HostProfile, LatencySettings, host_info, measure_latency
+from simqnas.latency import (
+    GatedLatency,
+    HostProfile,
+    LatencySettings,
+    host_info,
+    measure_latency,
+    repeatability,
+)
 from simqnas.quantize import (
     INT8,
     compile_for_inference,
@@ -169,8 +176,8 @@ def section_cost(setup: Setup) -> pd.DataFrame:
                     "total_s": sum(record["timings_s"].values()),
                     "accuracy": record["accuracy"],
                     "size_mb": record["size_bytes"] / 1e6,
-                    "latency_ms": record["latency"]["mean"],
-                    "latency_min_ms": record["latency"]["min"],
+                    "latency_ms": record["latency"]["stats"]["median"],
+                    "latency_min_ms": record["latency"]["stats"]["min"],
                 }
             )
     rows.append(qdq_vs_compiled(setup))
@@ -339,8 +346,8 @@ def section_repeat(setup: Setup, jobs: int, host: dict[str, Any], files: dict[st
     """Repeatability of a latency: the largest sub-network, all-INT8, measured by `jobs` separate latency
     jobs (each compiles it anew): the spread of the reported statistic between jobs."""
     genome = [int(g) for g in setup.extreme(largest=True)]
-    rows = []
-    for job in range(jobs):
+    measured = []
+    for _ in range(jobs):
         with tempfile.TemporaryDirectory(prefix="evals-") as store:
             request = {
                 "kind": "latency",
@@ -353,12 +360,11 @@ def section_repeat(setup: Setup, jobs: int, host: dict[str, Any], files: dict[st
             }
             _run_worker("--job-worker", request)
             record = next(EvaluationStore(store).root.rglob("*.json")).read_text()
-        stats = json.loads(record)["record"]["latency"]
-        rows.append({"job": job, **{k: stats[k] for k in ("mean", "median", "std", "p5", "p95", "min")}})
-    frame = pd.DataFrame(rows)
-    spread = frame["mean"].std(ddof=1) / frame["mean"].mean()
-    frame["between_job_cv_of_mean"] = spread
-    frame["between_job_range_ratio"] = frame["mean"].max() / frame["mean"].min()
+        measured.append(GatedLatency.from_dict(json.loads(record)["record"]["latency"]))
+    frame = pd.DataFrame([{"job": job, **gated.columns()} for job, gated in enumerate(measured)])
+    # between jobs: the median (reported) against the 5% trimmed mean (the statistic before)
+    for name, value in repeatability([gated.stats for gated in measured]).items():
+        frame[name] = value
     return frame
 
 

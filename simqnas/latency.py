@@ -392,7 +392,7 @@ def measure_latency_gated(
     final = measured[-1] if stable else min(measured, key=lambda m: gate.excess(*m))
     return GatedLatency(
         stats=final[0],
-        reference=final[1] if reference else None,
+        reference=final[1] if reference is not None else None,
         attempts=len(measured),
         stable=stable,
         gate=gate,

@@ -316,10 +316,12 @@ def test_a_latency_job_measures_quality_and_latency_in_one_pass(job_files, tmp_p
     genomes = list(enumerate(context.space.sample(2, np.random.default_rng(4))))
     first = measure_on_host(context, genomes, host, machine, store, with_quality=True)
     assert not first["quality_cached"].any() and not first["latency_cached"].any()
-    assert (first["latency_ms"] > 0).all() and (first["reference_ms"] > 0).all()
+    assert (first["latency_ms"] > 0).all() and (first["latency_reference_ms"] > 0).all()
+    assert (first["latency_reference_ratio"] == first["latency_ms"] / first["latency_reference_ms"]).all()
     records = [store.get(key) for key in first["latency_key"]]
     assert all(r["timings_s"]["quantize"] > 0 and "compile" in r["timings_s"] for r in records)
-    assert [r["latency"]["threads"] for r in records] == [1, 1]
+    assert [r["latency"]["stats"]["threads"] for r in records] == [1, 1]
+    assert all(r["latency"]["compile_threads"] == 1 for r in records)
     assert all(r["latency"]["int8_kernel_calls"] >= 0 for r in records)
     assert evaluate_quality(context, genomes, store)["quality_cached"].all()
     again = measure_on_host(context, genomes, host, machine, store, with_quality=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.workflow_utils import snakemake
+from tests.workflow_utils import all_evaluations, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def test_figures_and_tables_exist(smoke_run: Path):
 
 
 def test_every_run_spends_its_budget_on_unique_candidates(smoke_run: Path):
-    evaluations = pd.read_csv(smoke_run / "results" / "bert" / "summary" / "evaluations.csv")
+    evaluations = all_evaluations(smoke_run / "results", "bert")
     for (space, objective, algorithm, seed), run in evaluations.groupby(
         ["space", "objective", "algorithm", "seed"]
     ):
@@ -52,7 +52,7 @@ def test_every_run_spends_its_budget_on_unique_candidates(smoke_run: Path):
 
 
 def test_iteration_zero_is_shared_through_the_evaluation_store(smoke_run: Path):
-    evaluations = pd.read_csv(smoke_run / "results" / "bert" / "summary" / "evaluations.csv")
+    evaluations = all_evaluations(smoke_run / "results", "bert")
     first = evaluations[(evaluations["iteration"] == 0) & (evaluations["space"] == "joint")]
     # the same seeded random population for every algorithm and objective: one evaluation each
     assert first.groupby(["objective", "algorithm"])["genome"].apply(tuple).nunique() == 1

@@ -13,7 +13,7 @@ import yaml
 
 from simqnas.data.image import FASHION_MNIST_DIR
 from simqnas.headline import PAPER_CLAIMS
-from tests.workflow_utils import ROOT, copy_workflow, snakemake
+from tests.workflow_utils import ROOT, all_evaluations, copy_workflow, snakemake
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,7 +44,7 @@ def test_vit_figures_evaluations_and_headline(vision_run: Path):
     results = vision_run / "results"
     for name in ("fig1_accuracy_vs_size", "fig1_accuracy_vs_latency", "fig2_hypervolume_size"):
         assert (results / "figures" / "vit" / f"{name}.png").stat().st_size > 10_000, name
-    evaluations = pd.read_csv(results / "vit" / "summary" / "evaluations.csv")
+    evaluations = all_evaluations(results, "vit")
     for key, run in evaluations.groupby(["objective", "algorithm"]):
         assert len(run) == 6 and run["genome"].is_unique, key
         assert run["accuracy"].between(0, 1).all() and (run["size_bytes"] > 0).all(), key
@@ -55,7 +55,7 @@ def test_vit_figures_evaluations_and_headline(vision_run: Path):
 def test_multiway_runs_its_vision_path_through_the_dag(vision_run: Path):
     results = vision_run / "results"
     assert (results / "figures" / "multiway" / "fig1_accuracy_vs_size.png").stat().st_size > 10_000
-    evaluations = pd.read_csv(results / "multiway" / "summary" / "evaluations.csv")
+    evaluations = all_evaluations(results, "multiway")
     assert len(evaluations) == 6 and evaluations["genome"].is_unique
     assert evaluations["accuracy"].between(0, 1).all() and (evaluations["size_bytes"] > 0).all()
     baselines = pd.read_csv(results / "multiway" / "summary" / "baselines.csv").set_index("baseline")

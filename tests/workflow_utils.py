@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "report", "profiles", "envs")
 
@@ -43,3 +45,17 @@ def snakemake(
         text=True,
         timeout=timeout,
     )
+
+
+def all_evaluations(results: Path, net: str) -> pd.DataFrame:
+    """Every evaluation of a network's runs: `evaluations.csv` and those its summary set aside because
+    their latency stayed unstable (`unstable_latency.csv`; which ones depends on the machine's load), in
+    run and evaluation order."""
+    summary = results / net / "summary"
+    frames = [pd.read_csv(summary / "evaluations.csv")]
+    unstable = summary / "unstable_latency.csv"
+    if unstable.is_file() and unstable.stat().st_size:
+        frames.append(pd.read_csv(unstable))
+    frame = pd.concat(frames, ignore_index=True)
+    order = [c for c in ("space", "objective", "algorithm", "seed", "evaluation") if c in frame]
+    return frame.sort_values(order, kind="stable").reset_index(drop=True)
