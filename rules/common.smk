@@ -41,7 +41,7 @@ wildcard_constraints:
     seed=r"\d+",
     it=r"\d+",
     shard=r"\d+",
-    split="train|validation|calibration",
+    split="train|validation|calibration|test",
 
 
 # a search run's folder under results/ (outputs), results/logs/ and results/benchmarks/

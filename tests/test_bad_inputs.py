@@ -126,7 +126,7 @@ def _glue_binary(config: dict, tmp: Path) -> None:
 
 
 def _glue_smaller_than_the_splits(config: dict, tmp: Path) -> None:
-    _glue(config, _sst2(tmp, SST2_ROWS))  # 300 rows, the smoke splits need 384
+    _glue(config, _sst2(tmp, SST2_ROWS))  # 300 rows, the smoke splits need 512
 
 
 def _glue_without_path(config: dict, _: Path) -> None:
@@ -277,7 +277,7 @@ CONFIG_CASES: dict[str, tuple[Mutation, tuple[str, ...]]] = {
     ),
     "splits-larger-than-data": (
         _glue_smaller_than_the_splits,
-        ("datasets.sentences.splits", "train 256 + validation 96 + calibration 32 = 384 rows", "has 300"),
+        ("datasets.sentences.splits", "train 256 + validation 96 + calibration 32 + test 128 = 512 rows", "has 300"),
     ),
     "calibration-larger-than-split": (
         _set("supernets.bert.calibration", {"samples": 100, "batch_size": 8, "seed": 0}),
