@@ -206,4 +206,5 @@ def summary_inputs(wildcards) -> dict:
     runs = [run_file(run, "evaluations.csv") for run in runs_of_net(net)]
     # a list, described by the summary's `references` params in the same order (names may hold "_")
     references = [path for *_, path in reference_baseline_files(net)]
-    return {**baseline, **latency, "runs": runs, "references": references}
+    data = f"results/data/{dataset_of(net)}/summary.json"
+    return {**baseline, **latency, "runs": runs, "references": references, "data": data}

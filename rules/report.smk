@@ -8,6 +8,7 @@ rule summarize_net:
         evaluations="results/{net}/summary/evaluations.csv",
         baselines="results/{net}/summary/baselines.csv",
         hypervolume="results/{net}/summary/hypervolume.csv",
+        final_hypervolume="results/{net}/summary/hypervolume_final.csv",
         normalization="results/{net}/summary/normalization.json",
     log:
         "results/logs/{net}/summarize.log",
@@ -22,6 +23,27 @@ rule summarize_net:
         references=lambda wildcards: reference_descriptions(wildcards.net),
     script:
         "../scripts/summarize_net.py"
+
+
+rule summarize_test:
+    input:
+        unpack(test_summary_inputs),
+    output:
+        points="results/{net}/summary/test.csv",
+        baselines="results/{net}/summary/test_baselines.csv",
+    log:
+        "results/logs/{net}/summarize_test.log",
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        runs=lambda wildcards: [vars(run) for run in runs_of_net(wildcards.net)],
+        references=lambda wildcards: references_of(wildcards.net),
+    script:
+        "../scripts/summarize_test.py"
 
 
 rule summarize_hosts:
@@ -51,6 +73,8 @@ rule headline_table:
     input:
         evaluations="results/{net}/summary/evaluations.csv",
         baselines="results/{net}/summary/baselines.csv",
+        test="results/{net}/summary/test.csv",
+        test_baselines="results/{net}/summary/test_baselines.csv",
     output:
         csv="results/tables/{net}_headline.csv",
         md="results/tables/{net}_headline.md",
@@ -64,7 +88,7 @@ rule headline_table:
         runtime=10,
     params:
         family=lambda wildcards: SUPERNETS[wildcards.net]["family"],
-        tolerance=config["iso_accuracy_tolerance"],
+        margin=config["iso_accuracy_margin_pp"] / 100,
         references=lambda wildcards: references_of(wildcards.net),
     script:
         "../scripts/headline_table.py"
@@ -90,7 +114,7 @@ rule combined_headline:
     params:
         nets=SEARCHED_NETS,
         families=[SUPERNETS[net]["family"] for net in SEARCHED_NETS],
-        tolerance=config["iso_accuracy_tolerance"],
+        margin=config["iso_accuracy_margin_pp"] / 100,
     script:
         "../scripts/combined_headline.py"
 

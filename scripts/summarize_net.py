@@ -6,6 +6,8 @@ from simqnas.logs import log_to
 from simqnas.summary import (
     add_normalized_latency,
     baselines_table,
+    chance_accuracy,
+    final_hypervolumes,
     hypervolume_table,
     load_evaluations,
     reference_files,
@@ -22,11 +24,13 @@ latency = {
 references = reference_files(snakemake.params.references, snakemake.input.references)
 baselines = baselines_table(quality, latency, network=snakemake.wildcards.net, references=references)
 evaluations = add_normalized_latency(load_evaluations(snakemake.input.runs), baselines)
-hypervolume, normalization = hypervolume_table(evaluations)
+chance = chance_accuracy(json.loads(Path(snakemake.input.data).read_text()))
+hypervolume, normalization = hypervolume_table(evaluations, baselines, chance)
 for frame, path in (
     (evaluations, snakemake.output.evaluations),
     (baselines, snakemake.output.baselines),
     (hypervolume, snakemake.output.hypervolume),
+    (final_hypervolumes(hypervolume), snakemake.output.final_hypervolume),
 ):
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)

@@ -277,7 +277,11 @@ CONFIG_CASES: dict[str, tuple[Mutation, tuple[str, ...]]] = {
     ),
     "splits-larger-than-data": (
         _glue_smaller_than_the_splits,
-        ("datasets.sentences.splits", "train 256 + validation 96 + calibration 32 + test 128 = 512 rows", "has 300"),
+        (
+            "datasets.sentences.splits",
+            "train 256 + validation 96 + calibration 32 + test 128 = 512 rows",
+            "has 300",
+        ),
     ),
     "calibration-larger-than-split": (
         _set("supernets.bert.calibration", {"samples": 100, "batch_size": 8, "seed": 0}),

@@ -132,7 +132,7 @@ def test_sst2_files_go_through_the_same_data_rule(user_files: Path) -> None:
         name: load_split(user_files / f"results/data/sst2/{name}.safetensors")
         for name in ("train", "validation", "calibration", "test")
     }
-    # 80 train + 20 dev sentences pooled: 16 validation, 12 calibration, 10 test, the rest ("all") for training
+    # 80 train + 20 dev sentences pooled: 16 validation, 12 calibration, 10 test, the rest ("all") to train
     sizes = {name: len(split["labels"]) for name, split in splits.items()}
     assert sizes == {"train": 62, "validation": 16, "calibration": 12, "test": 10}
     assert splits["train"]["input_ids"].shape[1] == 128  # the config's max_length

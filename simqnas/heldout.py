@@ -1,0 +1,165 @@
+"""The held-out test split: every front point of a finished search run, and the baselines, evaluated once more
+on samples no training, search or calibration saw, keeping which samples each classified correctly.
+
+Validation picks the points (each run's own front), the test split reports them: the paired statistics of
+`simqnas.statistics` compare a point with a baseline sample by sample. The context is an
+`EvaluationContext` whose `validation` data are the test split, so its provenance (and every stored key)
+carries the test file's hash; records are stored content-addressed under their own metric,
+`per_sample_quality`, beside the search's evaluations, and reused by every run that meets the same network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from simqnas.evalstore import EvaluationStore, evaluation_key
+from simqnas.evaluate import (
+    LABELS,
+    batches,
+    deployable_subnetwork,
+    quantize_subnetwork,
+    subnetwork_policy,
+)
+from simqnas.history import OBJECTIVES
+from simqnas.pareto import non_dominated_mask
+from simqnas.quantize import model_size_bytes
+from simqnas.shard import EvaluationContext, full_network_policy
+from simqnas.statistics import decode_correct, encode_correct
+from simqnas.supernets.base import Arch
+
+log = logging.getLogger(__name__)
+
+METRIC = "per_sample_quality"
+#: the columns of a run's test table, after the run's own `evaluation` index
+TEST_COLUMNS = ["test_accuracy", "test_samples", "test_correct", "test_key", "test_cached"]
+
+
+def correctness(
+    model: nn.Module, data: Mapping[str, torch.Tensor], input_names: Sequence[str], batch_size: int
+) -> np.ndarray:
+    """Per sample, whether `model(*inputs)`'s top-1 class is its label (bool, one per row of `data`)."""
+    labels = data[LABELS]
+    predicted = []
+    with torch.inference_mode():
+        for inputs in batches(data, input_names, batch_size):
+            predicted.append(model(*inputs).argmax(dim=-1))
+    return (torch.cat(predicted) == labels).numpy()
+
+
+def record_problem(record: Mapping[str, Any]) -> str | None:
+    """What is wrong with a stored test record (None if nothing): its correctness must decode to its
+    accuracy."""
+    try:
+        correct = decode_correct(record["correct"], int(record["samples"]))
+    except (KeyError, TypeError, ValueError) as error:
+        return f"no readable per-sample correctness ({error})"
+    if not np.isclose(correct.mean(), record.get("accuracy", np.nan)):
+        return f"accuracy {record.get('accuracy')!r} is not that of its correctness ({correct.mean()})"
+    return None
+
+
+def _measure(
+    context: EvaluationContext, arch: Arch, policy: Mapping[str, str], quantized: bool
+) -> dict[str, Any]:
+    """Extract (deployable), restrict the policy to the sub-network's layers (with the super-network's
+    fixed precisions), quantize with the calibration set unless `quantized` is False, classify the test
+    split: the same steps as a search evaluation, with the per-sample outcome kept."""
+    supernet, settings = context.supernet, context.settings
+    subnet = deployable_subnetwork(supernet, arch, context.calibration, settings.calibration_batch_size)
+    layers = subnetwork_policy(subnet, {**supernet.fixed_precisions(), **policy})
+    model = (
+        quantize_subnetwork(
+            subnet, layers, context.calibration, supernet.input_names, settings.calibration_batch_size
+        )
+        if quantized
+        else subnet
+    )
+    correct = correctness(model, context.validation, supernet.input_names, settings.eval_batch_size)
+    return {
+        "accuracy": float(correct.mean()),
+        "size_bytes": model_size_bytes(subnet, layers),
+        "samples": len(correct),
+        "correct": encode_correct(correct),
+    }
+
+
+def _stored(
+    context: EvaluationContext, store: EvaluationStore, arch: Arch, policy: Mapping[str, str], quantized: bool
+) -> tuple[dict[str, Any], str, bool]:
+    fields = {**context.quality_fields(arch, policy), "metric": METRIC, "quantized": quantized}
+    key = evaluation_key(**fields)
+    record = store.get(key, check=record_problem)
+    if record is not None:
+        return record, key, True
+    record = _measure(context, arch, policy, quantized)
+    problem = record_problem(record)
+    if problem:  # a bug, not a measurement: never store it
+        raise ValueError(f"test evaluation: {problem}; not stored")
+    store.put(key, record, fields=fields)
+    return record, key, False
+
+
+def evaluate_test(
+    context: EvaluationContext, genomes: Iterable[tuple[int, np.ndarray]], store: EvaluationStore
+) -> pd.DataFrame:
+    """Test accuracy and per-sample correctness of each (index, genome), on the quantized model."""
+    rows = []
+    for index, genome in genomes:
+        arch, policy = context.candidate(genome)
+        record, key, cached = _stored(context, store, arch, policy, quantized=True)
+        log.info(
+            "front point %d: test accuracy %.4f (%s)",
+            index,
+            record["accuracy"],
+            "cached" if cached else "measured",
+        )
+        rows.append(
+            {
+                "index": index,
+                "test_accuracy": record["accuracy"],
+                "test_samples": record["samples"],
+                "test_correct": record["correct"],
+                "test_key": key,
+                "test_cached": cached,
+            }
+        )
+    return pd.DataFrame(rows, columns=["index", *TEST_COLUMNS])
+
+
+def baseline_test(context: EvaluationContext, precision: str, store: EvaluationStore) -> dict[str, Any]:
+    """The full network on the test split: FP32 as it is, or every searched layer INT8, quantized as a
+    search evaluation is (the validation baselines' definitions)."""
+    arch = context.supernet.largest_arch()
+    record, key, _ = _stored(
+        context, store, arch, full_network_policy(context, precision), quantized=precision == "int8"
+    )
+    return {"precision": precision, **record, "test_key": key}
+
+
+def run_front(evaluations: pd.DataFrame, objective: str) -> pd.DataFrame:
+    """The rows of one run on its own validation front, accuracy against the run's second objective (size
+    or measured latency), equal points all kept: every point a pooled front can pick is among them."""
+    cost = OBJECTIVES[objective][0]
+    values = evaluations[["accuracy", cost]].to_numpy(dtype=float)
+    return evaluations[non_dominated_mask(values, (True, False))]
+
+
+def front_test_table(
+    context: EvaluationContext, evaluations: pd.DataFrame, objective: str, store: EvaluationStore
+) -> pd.DataFrame:
+    """A run's front points (`evaluation` index, validation accuracy, genome) with their test results."""
+    front = run_front(evaluations, objective)
+    genomes = [
+        (int(row.evaluation), np.asarray(json.loads(row.genome), dtype=np.int64))
+        for row in front.itertuples()
+    ]
+    tested = evaluate_test(context, genomes, store).rename(columns={"index": "evaluation"})
+    return front[["evaluation", "accuracy", "genome"]].merge(tested, on="evaluation", validate="one_to_one")
