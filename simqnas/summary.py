@@ -246,7 +246,7 @@ def final_hypervolumes(hypervolume: pd.DataFrame) -> pd.DataFrame:
 RUN_KEYS = ["space", "objective", "algorithm", "seed", "evaluation"]
 
 
-def test_points(
+def heldout_points(
     evaluations: pd.DataFrame, runs: Sequence[Mapping[str, Any]], tables: Sequence[str | Path]
 ) -> pd.DataFrame:
     """Every run's own front points with their held-out test results (a run's `test.csv`, in the order of
@@ -264,7 +264,7 @@ def test_points(
     return joined
 
 
-def test_baselines_table(
+def heldout_baselines_table(
     own: Mapping[str, str | Path], references: Mapping[str, Mapping[str, str | Path]], network: str
 ) -> pd.DataFrame:
     """The FP32 and all-INT8 full networks on the test split: the network's own (`own`: precision -> record
