@@ -119,6 +119,40 @@ rule combined_headline:
         "../scripts/combined_headline.py"
 
 
+# The paper's four qualitative claims for every searched network, each judged from its intervals by a
+# stated rule (simqnas.claims).
+
+
+rule claims_table:
+    input:
+        evaluations=expand("results/{net}/summary/evaluations.csv", net=SEARCHED_NETS),
+        baselines=expand("results/{net}/summary/baselines.csv", net=SEARCHED_NETS),
+        hypervolume=expand("results/{net}/summary/hypervolume.csv", net=SEARCHED_NETS),
+        normalization=expand(
+            "results/{net}/summary/normalization.json", net=SEARCHED_NETS
+        ),
+        test=expand("results/{net}/summary/test.csv", net=SEARCHED_NETS),
+        test_baselines=expand(
+            "results/{net}/summary/test_baselines.csv", net=SEARCHED_NETS
+        ),
+    output:
+        csv="results/tables/claims.csv",
+        md="results/tables/claims.md",
+    log:
+        "results/logs/claims_table.log",
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        nets=SEARCHED_NETS,
+        margin=config["iso_accuracy_margin_pp"] / 100,
+    script:
+        "../scripts/claims_table.py"
+
+
 rule table_search_space:
     input:
         paper_spaces=[
@@ -156,6 +190,7 @@ rule figures:
         hypervolume=expand("results/{net}/summary/hypervolume.csv", net=SEARCHED_NETS),
         headline=expand("results/tables/{net}_headline.csv", net=SEARCHED_NETS),
         combined_headline="results/tables/headline.csv",
+        claims="results/tables/claims.csv",
         table1="results/tables/table1_search_space.csv",
         hosts=[f"results/{net}/summary/hosts.csv" for net in host_front_nets()],
     output:

@@ -8,7 +8,8 @@
 
 def test_summary_inputs(wildcards) -> dict:
     """A network's test tables: its evaluations summary, each run's front on the test split (in
-    `runs_of_net` order) and the FP32 / all-INT8 test baselines of the network and of its references."""
+    `runs_of_net` order) and the FP32 / all-INT8 test baselines of the network and of its references.
+    """
     net = wildcards.net
     return {
         "evaluations": f"results/{net}/summary/evaluations.csv",

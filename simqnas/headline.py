@@ -196,7 +196,8 @@ def paired_test_difference(
     )
 
 
-def _format_test(difference: PairedDifference | None) -> str:
+def format_test_difference(difference: PairedDifference | None) -> str:
+    """A paired test difference in percentage points with its 95% interval ("n/a" without one)."""
     if difference is None:
         return "n/a"
     d = difference.difference
@@ -235,7 +236,7 @@ def headline_table(
                 if test is None or test_baselines is None
                 else paired_test_difference(measured, test, test_baselines, claim.reference is not None)
             )
-            row[f"{algorithm}_test"] = _format_test(difference)
+            row[f"{algorithm}_test"] = format_test_difference(difference)
             interval = difference.difference if difference else None
             row[f"{algorithm}_test_diff_value"] = interval.estimate if interval else np.nan
             row[f"{algorithm}_test_low_value"] = interval.low if interval else np.nan
