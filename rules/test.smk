@@ -6,23 +6,6 @@
 # share its test evaluation.
 
 
-def test_summary_inputs(wildcards) -> dict:
-    """A network's test tables: its evaluations summary, each run's front on the test split (in
-    `runs_of_net` order) and the FP32 / all-INT8 test baselines of the network and of its references.
-    """
-    net = wildcards.net
-    return {
-        "evaluations": f"results/{net}/summary/evaluations.csv",
-        "runs": [run_file(run, "test.csv") for run in runs_of_net(net)],
-        "own": [f"results/{net}/test/{p}.json" for p in ("fp32", "int8")],
-        "references": [
-            f"results/{reference}/test/{p}.json"
-            for reference in references_of(net)
-            for p in ("fp32", "int8")
-        ],
-    }
-
-
 rule test_front:
     input:
         evaluations=f"{RUN_DIR}/evaluations.csv",
@@ -33,9 +16,9 @@ rule test_front:
     output:
         f"{RUN_DIR}/test.csv",
     log:
-        f"results/logs/{RUN}/test.log",
+        f"results/logs/{RUN}/test_front.log",
     benchmark:
-        f"results/benchmarks/{RUN}/test.tsv"
+        f"results/benchmarks/{RUN}/test_front.tsv"
     conda:
         "../envs/quantize.yaml"
     threads: config["threads"]
@@ -58,9 +41,9 @@ rule test_baseline:
     output:
         "results/{net}/test/{precision}.json",
     log:
-        "results/logs/{net}/test_{precision}.log",
+        "results/logs/{net}/test_baseline_{precision}.log",
     benchmark:
-        "results/benchmarks/{net}/test_{precision}.tsv"
+        "results/benchmarks/{net}/test_baseline_{precision}.tsv"
     conda:
         "../envs/quantize.yaml"
     threads: config["threads"]
