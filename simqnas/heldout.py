@@ -61,8 +61,13 @@ def record_problem(record: Mapping[str, Any]) -> str | None:
         correct = decode_correct(record["correct"], int(record["samples"]))
     except (KeyError, TypeError, ValueError) as error:
         return f"no readable per-sample correctness ({error})"
-    if not np.isclose(correct.mean(), record.get("accuracy", np.nan)):
-        return f"accuracy {record.get('accuracy')!r} is not that of its correctness ({correct.mean()})"
+    accuracy = record.get("accuracy")
+    if (
+        isinstance(accuracy, bool)
+        or not isinstance(accuracy, int | float)
+        or not np.isclose(correct.mean(), accuracy)
+    ):
+        return f"accuracy {accuracy!r} is not that of its correctness ({correct.mean()})"
     return None
 
 

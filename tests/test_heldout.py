@@ -76,6 +76,7 @@ def test_a_tampered_record_is_refused():
     good = {"accuracy": 0.5, "samples": 2, "correct": "gA=="}  # bits 1, 0
     assert record_problem(good) is None
     assert "is not that of its correctness" in record_problem({**good, "accuracy": 1.0})
+    assert "is not that of its correctness" in record_problem({**good, "accuracy": "0.5"})
     assert "no readable per-sample correctness" in record_problem({"accuracy": 0.5, "samples": 2})
 
 
