@@ -2,7 +2,8 @@
 
 1. The joint search's front beats the all-INT8 network on size and on latency at iso-accuracy (LINAS's
    front, seeds pooled; validation picks the point, the held-out test split judges it, as in the headline).
-2. LINAS is ahead of NSGA-II and random search (and any other peer that ran) in hypervolume.
+2. LINAS is ahead of NSGA-II and random search in hypervolume (the paper's peers; an outside peer such as
+   TPE is compared in Fig 2c and the hypervolume summary, not in the paper's claim).
 3. The joint search is ahead of the quantization-only search in hypervolume (Fig 3).
 4. The search progresses toward the front: LINAS's last population has a larger hypervolume than its first.
 
@@ -34,11 +35,13 @@ NOT_RUN = "not run"
 
 #: the algorithm whose front and progression the claims are about (the paper's)
 LINAS = "linas"
+#: the algorithms the paper's claim 2 puts LINAS ahead of
+PEERS = ("nsga2", "random")
 OBJECTIVES = ("size", "latency")
 
 CLAIMS = {
     1: "joint search front beats all-INT8 at iso-accuracy (size and latency)",
-    2: "LINAS ahead of the other algorithms in hypervolume",
+    2: "LINAS ahead of NSGA-II and random search in hypervolume",
     3: "joint search ahead of quantization-only search in hypervolume",
     4: "the search progresses toward the front",
 }
@@ -148,12 +151,11 @@ def final_by_seed(hypervolume: pd.DataFrame, space: str, objective: str, algorit
 
 
 def algorithm_parts(hypervolume: pd.DataFrame) -> list[Part]:
-    """Claim 2: LINAS minus each other algorithm that ran, final joint-search hypervolume, per objective."""
+    """Claim 2: LINAS minus NSGA-II and minus random search, final joint-search hypervolume, per objective."""
     parts = []
-    peers = sorted(set(hypervolume["algorithm"]) - {LINAS}) or ["nsga2", "random"]
     for objective in OBJECTIVES:
         linas = final_by_seed(hypervolume, "joint", objective, LINAS)
-        for peer in peers:
+        for peer in PEERS:
             name = f"{objective}: {LINAS} - {peer}"
             other = final_by_seed(hypervolume, "joint", objective, peer)
             if not linas or not other:

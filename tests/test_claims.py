@@ -115,6 +115,15 @@ def test_every_claim_reproduced_when_the_intervals_say_so():
     assert (two["ci95_low"] > 0).all() and two["measured"].str.endswith("(3 seeds)").all()
 
 
+def test_an_outside_peer_is_no_part_of_the_paper_s_claim():
+    frame = evaluations(
+        {("joint", "linas"): 0.1, ("joint", "nsga2"): 0.0, ("joint", "random"): 0.0, ("joint", "tpe"): 0.2}
+    )
+    result = table(frame)
+    assert verdicts(result)[2] == REPRODUCED
+    assert not result["part"].str.contains("tpe").any()
+
+
 def test_a_peer_ahead_of_linas_is_not_reproduced_and_a_straddling_one_not_resolved():
     behind = table(evaluations({("joint", "linas"): 0.0, ("joint", "nsga2"): 0.1}))
     assert verdicts(behind)[2] == NOT_REPRODUCED
