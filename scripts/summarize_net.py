@@ -1,5 +1,9 @@
 """Rule summarize_net: tidy tables of every search of a super-network, its baselines (and those of the
-reference networks it names) and hypervolumes."""
+reference networks it names), hypervolumes in one fixed normalization per objective (bounds from the data's
+chance accuracy and the FP32 full network) and the final hypervolumes over seeds."""
+
+import json
+from pathlib import Path
 
 from simqnas.io import atomic_path, write_json_atomic
 from simqnas.logs import log_to
