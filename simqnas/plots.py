@@ -209,7 +209,7 @@ def space_ablation(
         ax.step(front[cost], front["accuracy"] * 100, where="post", color=palette[space], lw=1.5)
         label = f"{space} search"
         if space in final.index:
-            label += f" (hypervolume {_hypervolume_label(final.loc[space])})"
+            label += f", hypervolume {_hypervolume_label(final.loc[space])}"
         ax.scatter(front[cost], front["accuracy"] * 100, color=palette[space], s=28, label=label)
     _baseline_points(ax, baselines, "size", None)
     ax.set(xlabel=COST_LABEL["size"], ylabel="accuracy (%)", title=title)

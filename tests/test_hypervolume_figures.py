@@ -40,7 +40,7 @@ def test_fig3_names_both_searches_hypervolumes(tmp_path: Path):
     table, _ = hypervolume_table(evaluations, BASELINES, 0.5)
     labels = _legend(space_ablation(evaluations, BASELINES, "bert", table))
     searches = [label for label in labels if "search" in label]
-    assert [label.split(" (")[0] for label in searches] == ["joint search", "quant search"]
+    assert [label.split(", ")[0] for label in searches] == ["joint search", "quant search"]
     assert all("hypervolume" in label and " +- " in label for label in searches)
     written = network_figures("bert", evaluations, BASELINES, table, tmp_path)
     assert tmp_path / "fig3_quant_vs_joint.png" in written
