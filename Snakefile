@@ -1,7 +1,7 @@
 # SimQ-NAS: joint architecture and quantization-policy search, reproduced from files.
 #   snakemake --cores N results/figures     (figures + tables of the configured experiments)
 # The DAG mirrors rules/: data -> supernet -> calibration -> baseline -> search (iterations are
-# checkpoints, evaluation in shards) -> latency -> report.
+# checkpoints, evaluation in shards) -> latency -> test (held-out split) -> report.
 import sys
 
 from snakemake.utils import min_version, validate
@@ -54,6 +54,7 @@ include: "rules/calibration.smk"
 include: "rules/baseline.smk"
 include: "rules/search.smk"
 include: "rules/latency.smk"
+include: "rules/test.smk"
 include: "rules/report.smk"
 
 

@@ -25,6 +25,7 @@ RULE_PATTERNS = (
     (re.compile(r"^data/"), "prepare_data"),
     (re.compile(r"/baseline_latency_"), "baseline_latency"),
     (re.compile(r"/baseline_(fp32|int8)$"), "baseline_quality"),
+    (re.compile(r"/test_baseline_(fp32|int8)$"), "test_baseline"),
     (re.compile(r"/hosts/latency-"), "remeasure_front_latency"),
     (re.compile(r"/it\d+/latency-"), "measure_latency"),
     (re.compile(r"/it\d+/shard\d+$"), "evaluate_shard"),

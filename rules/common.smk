@@ -41,7 +41,7 @@ wildcard_constraints:
     seed=r"\d+",
     it=r"\d+",
     shard=r"\d+",
-    split="train|validation|calibration",
+    split="train|validation|calibration|test",
 
 
 # a search run's folder under results/ (outputs), results/logs/ and results/benchmarks/
@@ -214,4 +214,22 @@ def summary_inputs(wildcards) -> dict:
     runs = [run_file(run, "evaluations.csv") for run in runs_of_net(net)]
     # a list, described by the summary's `references` params in the same order (names may hold "_")
     references = [path for *_, path in reference_baseline_files(net)]
-    return {**baseline, **latency, "runs": runs, "references": references}
+    data = f"results/data/{dataset_of(net)}/summary.json"
+    return {**baseline, **latency, "runs": runs, "references": references, "data": data}
+
+
+def test_summary_inputs(wildcards) -> dict:
+    """A network's test tables: its evaluations summary, each run's front on the test split (in
+    `runs_of_net` order) and the FP32 / all-INT8 test baselines of the network and of its references.
+    """
+    net = wildcards.net
+    return {
+        "evaluations": f"results/{net}/summary/evaluations.csv",
+        "runs": [run_file(run, "test.csv") for run in runs_of_net(net)],
+        "own": [f"results/{net}/test/{p}.json" for p in ("fp32", "int8")],
+        "references": [
+            f"results/{reference}/test/{p}.json"
+            for reference in references_of(net)
+            for p in ("fp32", "int8")
+        ],
+    }

@@ -1,4 +1,5 @@
-# Stage 1: seeded train / validation / calibration splits from local files, one rule per dataset kind.
+# Stage 1: seeded train / validation (search) / calibration / test (held out) splits from local files,
+# one rule per dataset kind.
 
 
 rule prepare_text_data:
@@ -6,6 +7,7 @@ rule prepare_text_data:
         train="results/data/{dataset}/train.safetensors",
         validation="results/data/{dataset}/validation.safetensors",
         calibration="results/data/{dataset}/calibration.safetensors",
+        test="results/data/{dataset}/test.safetensors",
         summary="results/data/{dataset}/summary.json",
     log:
         "results/logs/data/{dataset}.log",
@@ -30,6 +32,7 @@ rule prepare_image_data:
         train="results/data/{dataset}/train.safetensors",
         validation="results/data/{dataset}/validation.safetensors",
         calibration="results/data/{dataset}/calibration.safetensors",
+        test="results/data/{dataset}/test.safetensors",
         summary="results/data/{dataset}/summary.json",
     log:
         "results/logs/data/{dataset}.log",

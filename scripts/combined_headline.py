@@ -9,4 +9,4 @@ table = combined_headline(
     snakemake.params.nets, snakemake.params.families, [read_headline(path) for path in snakemake.input]
 )
 write_text_atomic(snakemake.output.csv, table.to_csv(index=False))
-write_text_atomic(snakemake.output.md, headline_markdown(table, snakemake.params.tolerance))
+write_text_atomic(snakemake.output.md, headline_markdown(table, snakemake.params.margin))

@@ -1,4 +1,4 @@
-"""Rule prepare_image_data: stratified train / validation / calibration image splits (`pixel_values`)."""
+"""Rule prepare_image_data: stratified train / validation / calibration / test image splits."""
 
 import logging
 

@@ -1,4 +1,4 @@
-"""Rule prepare_text_data: tokenized, stratified train / validation / calibration splits."""
+"""Rule prepare_text_data: tokenized, stratified train / validation / calibration / test splits."""
 
 import logging
 

@@ -1,13 +1,19 @@
 """Rule summarize_net: tidy tables of every search of a super-network, its baselines (and those of the
-reference networks it names) and hypervolumes; evaluations with an unstable latency are listed apart."""
+reference networks it names), hypervolumes in one fixed normalization per objective (bounds from the data's
+chance accuracy and the FP32 full network) and the final hypervolumes over seeds; evaluations with an
+unstable latency are listed apart."""
 
+import json
 import logging
+from pathlib import Path
 
 from simqnas.io import atomic_path, write_json_atomic
 from simqnas.logs import log_to
 from simqnas.summary import (
     add_normalized_latency,
     baselines_table,
+    chance_accuracy,
+    final_hypervolumes,
     hypervolume_table,
     load_evaluations,
     reference_files,
@@ -25,7 +31,8 @@ latency = {
 references = reference_files(snakemake.params.references, snakemake.input.references)
 baselines = baselines_table(quality, latency, network=snakemake.wildcards.net, references=references)
 evaluations = add_normalized_latency(load_evaluations(snakemake.input.runs), baselines)
-hypervolume, normalization = hypervolume_table(evaluations)
+chance = chance_accuracy(json.loads(Path(snakemake.input.data).read_text()))
+hypervolume, normalization = hypervolume_table(evaluations, baselines, chance)
 evaluations, unstable = split_unstable_latency(evaluations)
 if len(unstable):
     logging.warning(
@@ -38,6 +45,7 @@ for frame, path in (
     (unstable, snakemake.output.unstable_latency),
     (baselines, snakemake.output.baselines),
     (hypervolume, snakemake.output.hypervolume),
+    (final_hypervolumes(hypervolume), snakemake.output.final_hypervolume),
 ):
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)

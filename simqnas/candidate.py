@@ -57,10 +57,10 @@ class EvaluationSettings:
     latency: LatencySettings | None = None
 
 
-def accuracy(model: nn.Module, labelled: Iterable[tuple[Inputs, torch.Tensor]]) -> float:
-    """Top-1 accuracy of `model(*inputs)` logits over (inputs, labels) batches. Non-finite logits are an
-    error, not a prediction: argmax would score NaN as class 0."""
-    correct = seen = 0
+def correct_predictions(model: nn.Module, labelled: Iterable[tuple[Inputs, torch.Tensor]]) -> torch.Tensor:
+    """Per sample, in batch order, whether the top-1 class of `model(*inputs)` is its label. Non-finite
+    logits are an error, not a prediction: argmax would score NaN as class 0."""
+    correct, seen = [], 0
     with torch.inference_mode():
         for inputs, labels in labelled:
             logits = model(*inputs)
@@ -68,11 +68,16 @@ def accuracy(model: nn.Module, labelled: Iterable[tuple[Inputs, torch.Tensor]]) 
                 raise FloatingPointError(
                     f"accuracy: non-finite logits in the batch of samples {seen}..{seen + len(labels) - 1}"
                 )
-            correct += int((logits.argmax(dim=-1) == labels).sum())
+            correct.append(logits.argmax(dim=-1) == labels)
             seen += len(labels)
     if not seen:
         raise ValueError("accuracy: no samples")
-    return correct / seen
+    return torch.cat(correct)
+
+
+def accuracy(model: nn.Module, labelled: Iterable[tuple[Inputs, torch.Tensor]]) -> float:
+    """Top-1 accuracy of `model(*inputs)` logits over (inputs, labels) batches (`correct_predictions`)."""
+    return float(correct_predictions(model, labelled).float().mean())
 
 
 class PhaseTimer:

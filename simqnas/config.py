@@ -187,7 +187,7 @@ def _check_text_rows(dataset: dict[str, Any], where: str, base: Path) -> None:
         raise ConfigError(f"config: {where}.path: {error}") from None
     sizes = dataset.get("splits")
     if sizes is None:
-        raise ConfigError(f"config: {where}.splits: required (train, validation and calibration sizes)")
+        raise ConfigError(f"config: {where}.splits: required (train, validation, calibration and test sizes)")
     # a split of "all" takes what the others leave, which must then be at least one row
     fixed = {name: size for name, size in sizes.items() if isinstance(size, int)}
     needed = sum(fixed.values()) + (len(sizes) - len(fixed))

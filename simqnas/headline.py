@@ -3,6 +3,11 @@
 Fronts are the Pareto fronts of all joint-search evaluations of one algorithm (seeds pooled) for one second
 objective; the baseline is the all-INT8 super-network (latency normalized on the same host, so its cost is 1)
 or, for claims against a fixed reference network (ResNet50/101/152 shapes), that network all-INT8.
+
+Validation picks the point, the held-out test split reports it: a claim's point is chosen on the validation
+accuracies the search saw (at iso-accuracy: accuracy >= the baseline's minus the margin), then its test
+accuracy is compared with the baseline's on the same test samples (paired bootstrap, 95%). The point is
+iso-accurate when that interval's lower bound lies above -margin.
 """
 
 from __future__ import annotations
@@ -14,13 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simqnas.pareto import (
-    best_accuracy_gain_at_cost,
-    best_cost_ratio_at_accuracy,
-    most_accurate_versus_baseline,
-    pareto_front_mask,
-)
-from simqnas.summary import COST_COLUMN, own_baselines, reference_baselines
+from simqnas.pareto import at_cost_pick, iso_accuracy_pick, most_accurate_pick, pareto_front_mask
+from simqnas.statistics import PairedDifference, decode_correct, paired_difference
+from simqnas.summary import COST_COLUMN, RUN_KEYS, own_baselines, reference_baselines
 
 #: what a claim is measured against when it names no reference network
 OWN_BASELINE = "all-INT8 super-network"
@@ -108,14 +109,35 @@ def versus(claim: Claim, references: Sequence[str]) -> str:
     return f"{name} all-INT8" if name else f"(no reference {claim.reference + 1} configured)"
 
 
+@dataclass(frozen=True)
+class Measured:
+    """A claim measured on validation: its value (cost ratio or accuracy gain) and the evaluation row of
+    the front point it read (None for both when no point qualifies), against which baseline network."""
+
+    value: float | None
+    point: pd.Series | None
+    baseline_network: str | None
+
+
+def _pick(
+    kind: str, acc: np.ndarray, costs: np.ndarray, base_acc: float, base_cost: float, margin: float
+) -> int | None:
+    if kind == "ratio_at_iso_accuracy":
+        return iso_accuracy_pick(acc, costs, base_acc, base_cost, margin)
+    if kind == "gain_at_cost":
+        return at_cost_pick(acc, costs, base_acc, base_cost)
+    return most_accurate_pick(acc, costs)
+
+
 def measure_claim(
     claim: Claim,
     evaluations: pd.DataFrame,
     baselines: pd.DataFrame,
     algorithm: str,
-    tolerance: float,
+    margin: float,
     references: Sequence[str] = (),
-) -> float | None:
+) -> Measured:
+    """The claim on the algorithm's pooled validation front against the compared all-INT8 baseline."""
     cost = COST_COLUMN[claim.objective]
     points = evaluations[
         (evaluations["space"] == "joint")
@@ -123,13 +145,13 @@ def measure_claim(
         & (evaluations["algorithm"] == algorithm)
     ].dropna(subset=["accuracy", cost])
     if points.empty:
-        return None
+        return Measured(None, None, None)
     if claim.reference is None:
         base = own_baselines(baselines)
     else:
         name = reference_of(claim, references)
         if name is None:
-            return None
+            return Measured(None, None, None)
         base = reference_baselines(baselines, name)
     base = base[base["baseline"] == "int8"]
     if claim.objective == "latency":
@@ -142,26 +164,61 @@ def measure_claim(
             f"no all-INT8 {claim.objective} baseline of {versus(claim, references)} to compare with"
         )
     base_acc, base_cost = float(base["accuracy"].iloc[0]), float(base[cost].iloc[0])
-    values = points[["accuracy", cost]].to_numpy(dtype=float)
-    front = values[pareto_front_mask(values, (True, False))]
-    acc, costs = front[:, 0], front[:, 1]
-    if claim.kind == "ratio_at_iso_accuracy":
-        return best_cost_ratio_at_accuracy(acc, costs, base_acc, base_cost, tolerance)
-    if claim.kind == "gain_at_cost":
-        return best_accuracy_gain_at_cost(acc, costs, base_acc, base_cost)
-    point = most_accurate_versus_baseline(acc, costs, base_acc, base_cost)
-    return point.cost_ratio if claim.kind == "most_accurate_ratio" else point.accuracy_gain
+    network = base["network"].iloc[0] if "network" in base else None
+    front = points[pareto_front_mask(points[["accuracy", cost]].to_numpy(dtype=float), (True, False))]
+    acc, costs = front["accuracy"].to_numpy(dtype=float), front[cost].to_numpy(dtype=float)
+    pick = _pick(claim.kind, acc, costs, base_acc, base_cost, margin)
+    if pick is None:
+        return Measured(None, None, network)
+    value = base_cost / costs[pick] if "ratio" in claim.kind else acc[pick] - base_acc
+    return Measured(float(value), front.iloc[pick], network)
+
+
+def paired_test_difference(
+    measured: Measured, test: pd.DataFrame, test_baselines: pd.DataFrame, reference: bool
+) -> PairedDifference | None:
+    """The picked point's test accuracy minus its all-INT8 baseline's, on the same test samples (None when
+    no point was picked, or the test tables do not hold it)."""
+    if measured.point is None:
+        return None
+    key = measured.point[RUN_KEYS]
+    match = test.loc[(test[RUN_KEYS] == key.to_numpy()).all(axis=1)]
+    base = test_baselines[
+        (test_baselines["baseline"] == "int8") & (test_baselines["reference"].astype(bool) == reference)
+    ]
+    if reference:
+        base = base[base["network"] == measured.baseline_network]
+    if match.empty or base.empty:
+        return None
+    point, base = match.iloc[0], base.iloc[0]
+    return paired_difference(
+        decode_correct(point["test_correct"], int(point["test_samples"])),
+        decode_correct(base["test_correct"], int(base["test_samples"])),
+    )
+
+
+def format_test_difference(difference: PairedDifference | None) -> str:
+    """A paired test difference in percentage points with its 95% interval ("n/a" without one)."""
+    if difference is None:
+        return "n/a"
+    d = difference.difference
+    return f"{d.estimate * 100:+.2f} pp [{d.low * 100:+.2f}, {d.high * 100:+.2f}]"
 
 
 def headline_table(
     family: str,
     evaluations: pd.DataFrame,
     baselines: pd.DataFrame,
-    tolerance: float,
+    margin: float,
     references: Sequence[str] = (),
+    test: pd.DataFrame | None = None,
+    test_baselines: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per claim: the paper's number and ours for every algorithm that ran. `references` are the
-    network's reference networks in config order (claims against a reference match them by position)."""
+    """One row per claim: the paper's number and ours for every algorithm that ran, with, when the test
+    tables are given, the picked point's test accuracy difference to the baseline (paired 95% interval, pp)
+    and whether it is iso-accurate (interval's lower bound above -margin). `margin` is absolute accuracy
+    (0.01 = 1 pp); `references` are the network's reference networks in config order (claims against a
+    reference match them by position)."""
     algorithms = [a for a in ALGORITHM_ORDER if a in set(evaluations["algorithm"])]
     rows = []
     for claim in PAPER_CLAIMS.get(family, ()):
@@ -172,10 +229,25 @@ def headline_table(
             "paper": claim.paper,
         }
         for algorithm in algorithms:
-            value = measure_claim(claim, evaluations, baselines, algorithm, tolerance, references)
-            row[algorithm] = _format(claim.kind, value)
-            row[f"{algorithm}_value"] = value
-        row["iso_accuracy_tolerance"] = tolerance
+            measured = measure_claim(claim, evaluations, baselines, algorithm, margin, references)
+            row[algorithm] = _format(claim.kind, measured.value)
+            row[f"{algorithm}_value"] = measured.value
+            difference = (
+                None
+                if test is None or test_baselines is None
+                else paired_test_difference(measured, test, test_baselines, claim.reference is not None)
+            )
+            row[f"{algorithm}_test"] = format_test_difference(difference)
+            interval = difference.difference if difference else None
+            row[f"{algorithm}_test_diff_value"] = interval.estimate if interval else np.nan
+            row[f"{algorithm}_test_low_value"] = interval.low if interval else np.nan
+            row[f"{algorithm}_test_high_value"] = interval.high if interval else np.nan
+            row[f"{algorithm}_iso_accurate_value"] = (
+                float(interval.low > -margin)
+                if interval and claim.kind == "ratio_at_iso_accuracy"
+                else np.nan
+            )
+        row["iso_accuracy_margin_pp"] = margin * 100
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -188,7 +260,7 @@ def read_headline(path: str | Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     for column in table.columns:
-        if column.endswith("_value") or column == "iso_accuracy_tolerance":
+        if column.endswith("_value") or column == "iso_accuracy_margin_pp":
             table[column] = pd.to_numeric(table[column], errors="coerce")
     return table
 
@@ -216,12 +288,15 @@ def combined_headline(
     return combined[[c for c in COMBINED_COLUMNS if c in combined] + algorithms + values + rest]
 
 
-def headline_markdown(table: pd.DataFrame, tolerance: float) -> str:
-    """The table without its machine-readable columns, and how iso-accuracy is judged."""
-    shown = table[[c for c in table.columns if not c.endswith("_value") and c != "iso_accuracy_tolerance"]]
+def headline_markdown(table: pd.DataFrame, margin: float) -> str:
+    """The table without its machine-readable columns, and how points are picked and judged."""
+    shown = table[[c for c in table.columns if not c.endswith("_value") and c != "iso_accuracy_margin_pp"]]
     note = (
-        f"\n\nIso-accuracy: a point counts when its accuracy >= the compared all-INT8 baseline's minus "
-        f"{tolerance * 100:.2f} percentage points. Fronts pool every seed of an algorithm; ratios are the "
-        "baseline's cost / ours.\n"
+        "\n\nValidation picks each claim's point on the pooled front of an algorithm's seeds (at "
+        f"iso-accuracy: validation accuracy >= the compared all-INT8 baseline's minus {margin * 100:.2f} pp, "
+        "best cost ratio); "
+        "`<algorithm>_test` is its held-out test accuracy minus the baseline's on the same test samples, in "
+        "percentage points, with the paired bootstrap 95% interval. A point is iso-accurate when that "
+        f"interval's lower bound lies above -{margin * 100:.2f} pp. Ratios are the baseline's cost / ours.\n"
     )
     return shown.fillna("").to_markdown(index=False) + note

@@ -36,6 +36,15 @@ def pareto_front_mask(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarra
     return mask
 
 
+def non_dominated_mask(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
+    """Boolean mask of the rows no other row dominates (at least as good in every objective, better in one);
+    unlike `pareto_front_mask`, equal rows on the front are all kept."""
+    minimized = _minimization(values, maximize)
+    no_worse = np.all(minimized[:, None, :] <= minimized[None, :, :], axis=2)  # [j, i]: j no worse than i
+    better = np.any(minimized[:, None, :] < minimized[None, :, :], axis=2)
+    return ~np.any(no_worse & better, axis=0)
+
+
 @dataclass(frozen=True)
 class Normalization:
     """Fixed per-objective bounds that map raw values into a shared space for hypervolume.
@@ -69,24 +78,6 @@ class Normalization:
         return cls(
             tuple(float(v) for v in lower), tuple(float(v) for v in upper), tuple(float(r) for r in ref)
         )
-
-    @classmethod
-    def from_values(
-        cls,
-        values: np.ndarray,
-        margin: float = 0.0,
-        reference: float | Sequence[float] = DEFAULT_REFERENCE,
-    ) -> Normalization:
-        """Bounds = per-objective min and max of `values` (e.g. all evaluations of every algorithm and
-        seed plus the baselines), each widened by `margin` times the objective's range on both sides.
-
-        A constant objective gets bounds value +- max(|value|, 1) / 2, so that they stay distinct.
-        """
-        values = np.asarray(values, dtype=float)
-        lower, upper = values.min(axis=0), values.max(axis=0)
-        span = upper - lower
-        pad = np.where(span > 0, margin * span, np.maximum(np.abs(upper), 1.0) / 2)
-        return cls.from_bounds(lower - pad, upper + pad, reference)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Normalization:
@@ -141,17 +132,9 @@ def hypervolume_progression(
     return progression
 
 
-# Headline comparisons against a baseline (the paper's all-INT8 model). "Cost" is model size or latency
-# (lower is better), "accuracy" is a fraction in [0, 1] (higher is better); a cost ratio is
-# base_cost / cost, so 2.0 reads "2x smaller / faster than the baseline".
-
-
-@dataclass(frozen=True)
-class VersusBaseline:
-    """One point compared with the baseline: accuracy gain (absolute, acc - base_acc) and cost ratio."""
-
-    accuracy_gain: float
-    cost_ratio: float
+# Headline comparisons against a baseline (the paper's all-INT8 model): which front point each claim reads.
+# "Cost" is model size or latency (lower is better), "accuracy" is a fraction in [0, 1] (higher is better);
+# a cost ratio is base_cost / cost, so 2.0 reads "2x smaller / faster than the baseline".
 
 
 def _as_front(front_acc: Sequence[float], front_cost: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -161,46 +144,32 @@ def _as_front(front_acc: Sequence[float], front_cost: Sequence[float]) -> tuple[
     return acc, cost
 
 
-def best_cost_ratio_at_accuracy(
+def iso_accuracy_pick(
     front_acc: Sequence[float],
     front_cost: Sequence[float],
     base_acc: float,
     base_cost: float,
     tolerance: float = 0.0,
-) -> float | None:
-    """The best base_cost / cost among points at least as accurate as the baseline, up to `tolerance`.
-
-    `tolerance` is in absolute accuracy units (0.001 = 0.1 percentage points): a point qualifies when
-    acc >= base_acc - tolerance. The paper's "Nx faster / smaller at the same accuracy" is this with a
-    small tolerance. None when no point qualifies.
-    """
+) -> int | None:
+    """Index of the point with the best base_cost / cost among those at least as accurate as the baseline,
+    up to `tolerance` (absolute accuracy: acc >= base_acc - tolerance); None when no point qualifies."""
     acc, cost = _as_front(front_acc, front_cost)
-    qualifies = acc >= base_acc - tolerance
-    return float(np.max(base_cost / cost[qualifies])) if np.any(qualifies) else None
+    qualifies = np.flatnonzero(acc >= base_acc - tolerance)
+    return int(qualifies[np.argmax(base_cost / cost[qualifies])]) if len(qualifies) else None
 
 
-def best_accuracy_gain_at_cost(
+def at_cost_pick(
     front_acc: Sequence[float], front_cost: Sequence[float], base_acc: float, base_cost: float
-) -> float | None:
-    """The best acc - base_acc (absolute) among points costing no more than the baseline (cost <= base_cost).
-
-    The paper's "improved accuracy by X% at fixed model size". None when no point is that cheap.
-    """
+) -> int | None:
+    """Index of the most accurate point costing no more than the baseline (None: no point is that cheap)."""
     acc, cost = _as_front(front_acc, front_cost)
-    qualifies = cost <= base_cost
-    return float(np.max(acc[qualifies] - base_acc)) if np.any(qualifies) else None
+    qualifies = np.flatnonzero(cost <= base_cost)
+    return int(qualifies[np.argmax(acc[qualifies])]) if len(qualifies) else None
 
 
-def most_accurate_versus_baseline(
-    front_acc: Sequence[float], front_cost: Sequence[float], base_acc: float, base_cost: float
-) -> VersusBaseline:
-    """The most accurate point (the cheapest of equally accurate ones) against the baseline.
-
-    On a Pareto front this is also the costliest (slowest / largest) point: the paper's "highest accuracy
-    network" and "even the slowest configuration".
-    """
+def most_accurate_pick(front_acc: Sequence[float], front_cost: Sequence[float]) -> int:
+    """Index of the most accurate point (the cheapest of equally accurate ones)."""
     acc, cost = _as_front(front_acc, front_cost)
     if len(acc) == 0:
         raise ValueError("no points to compare with the baseline")
-    best = np.lexsort((cost, -acc))[0]
-    return VersusBaseline(float(acc[best] - base_acc), float(base_cost / cost[best]))
+    return int(np.lexsort((cost, -acc))[0])

@@ -17,7 +17,14 @@ from matplotlib.ticker import MaxNLocator
 
 from simqnas.io import atomic_path
 from simqnas.pareto import pareto_front_mask
-from simqnas.summary import COST_COLUMN, own_baselines, reference_baselines, reference_names
+from simqnas.statistics import t_interval
+from simqnas.summary import (
+    COST_COLUMN,
+    final_hypervolumes,
+    own_baselines,
+    reference_baselines,
+    reference_names,
+)
 
 COST_LABEL = {"size": "model size (MB)", "latency": "normalized latency (vs all-INT8 baseline)"}
 BASELINE_STYLE = {
@@ -177,29 +184,80 @@ def search_progression(
     return figure
 
 
+def _hypervolume_label(final: pd.Series) -> str:
+    """mean +- std [95% t interval] of the final hypervolumes over seeds (one seed: its value)."""
+    if final["seeds"] < 2:
+        return f"{final['mean']:.3f} (1 seed)"
+    return f"{final['mean']:.3f} +- {final['std']:.3f} [{final['ci95_low']:.3f}, {final['ci95_high']:.3f}]"
+
+
+def _normalization_note(ax: plt.Axes, hypervolume: pd.DataFrame) -> None:
+    """The normalization the hypervolumes were computed in, under the axes (as the summary wrote it)."""
+    if {"accuracy_bounds", "cost_column", "cost_bounds", "reference_point"} <= set(hypervolume.columns):
+        row = hypervolume.iloc[0]
+        ax.annotate(
+            f"normalization: accuracy {row['accuracy_bounds']}, {row['cost_column']} {row['cost_bounds']}, "
+            f"reference point {row['reference_point']}",
+            xy=(0, -0.18),
+            xycoords="axes fraction",
+            fontsize=6,
+            color="dimgray",
+        )
+
+
 def hypervolume_curves(hypervolume: pd.DataFrame, objective: str, title: str) -> plt.Figure:
-    """Fig 2c: hypervolume vs evaluations per algorithm, mean with a +-std band over seeds."""
+    """Fig 2c: hypervolume vs evaluations per algorithm, the mean over seeds with its 95% t interval as a
+    band; the legend gives the final mean +- std [95% interval]."""
     data = hypervolume[(hypervolume["objective"] == objective) & (hypervolume["space"] == "joint")]
+    final = final_hypervolumes(data).set_index("algorithm")
     figure, ax = plt.subplots(figsize=(5.5, 4))
-    sns.lineplot(data=data, x="evaluations", y="hypervolume", hue="algorithm", errorbar="sd", ax=ax)
+    colours = dict(zip(sorted(final.index), sns.color_palette("colorblind", len(final)), strict=True))
+    for algorithm, runs in data.groupby("algorithm"):
+        by_step = runs.groupby("evaluations")["hypervolume"]
+        steps = np.array(sorted(by_step.groups))
+        summaries = [t_interval(by_step.get_group(step).to_numpy(dtype=float)) for step in steps]
+        mean = [summary.mean for summary in summaries]
+        label = f"{algorithm}: {_hypervolume_label(final.loc[algorithm])}"
+        ax.plot(steps, mean, color=colours[algorithm], label=label)
+        ax.fill_between(
+            steps,
+            [x.low for x in summaries],
+            [x.high for x in summaries],
+            color=colours[algorithm],
+            alpha=0.2,
+        )
     ax.set(xlabel="evaluations", ylabel="hypervolume (normalized)", title=title)
+    ax.legend(fontsize=7, loc="lower right", title="final: mean +- std [95% t interval]", title_fontsize=7)
+    _normalization_note(ax, data)
     return figure
 
 
-def space_ablation(evaluations: pd.DataFrame, baselines: pd.DataFrame, title: str) -> plt.Figure:
-    """Fig 3: quantization-policy-only search against joint search (size objective, same budget)."""
+def space_ablation(
+    evaluations: pd.DataFrame, baselines: pd.DataFrame, title: str, hypervolume: pd.DataFrame | None = None
+) -> plt.Figure:
+    """Fig 3: quantization-policy-only search against joint search (size objective, same budget); with the
+    hypervolume table, each search's final hypervolume (one shared normalization) in the legend."""
     cost = COST_COLUMN["size"]
     points = evaluations[(evaluations["objective"] == "size") & (evaluations["algorithm"] == "linas")]
+    final = pd.DataFrame()
+    if hypervolume is not None:
+        linas = hypervolume[(hypervolume["objective"] == "size") & (hypervolume["algorithm"] == "linas")]
+        final = final_hypervolumes(linas).set_index("space")
     figure, ax = plt.subplots(figsize=(5.5, 4))
     palette = {"joint": "tab:blue", "quant": "tab:orange", "arch": "tab:green"}
     for space, group in points.groupby("space"):
         ax.scatter(group[cost], group["accuracy"] * 100, alpha=0.25, s=16, color=palette[space])
         front = front_of(group, cost)
         ax.step(front[cost], front["accuracy"] * 100, where="post", color=palette[space], lw=1.5)
-        ax.scatter(front[cost], front["accuracy"] * 100, color=palette[space], s=28, label=f"{space} search")
+        label = f"{space} search"
+        if space in final.index:
+            label += f", hypervolume {_hypervolume_label(final.loc[space])}"
+        ax.scatter(front[cost], front["accuracy"] * 100, color=palette[space], s=28, label=label)
     _baseline_points(ax, baselines, "size", None)
     ax.set(xlabel=COST_LABEL["size"], ylabel="accuracy (%)", title=title)
     ax.legend(fontsize=7, loc="best")
+    if hypervolume is not None and len(final):
+        _normalization_note(ax, hypervolume[hypervolume["objective"] == "size"])
     return figure
 
 
@@ -226,7 +284,7 @@ def network_figures(
             )
     if ("quant", "size") in experiments and ("joint", "size") in experiments:
         written += save(
-            space_ablation(evaluations, baselines, f"{net}: quantization-only vs joint search"),
+            space_ablation(evaluations, baselines, f"{net}: quantization-only vs joint search", hypervolume),
             out_dir,
             "fig3_quant_vs_joint",
         )

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from simqnas.pareto import Normalization, hypervolume_progression
+from simqnas.statistics import t_interval
 
 #: the cost column each second objective is judged on in summaries and figures
 COST_COLUMN = {"size": "size_mb", "latency": "normalized_latency"}
@@ -160,25 +161,73 @@ def split_unstable_latency(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     return evaluations[~unstable], evaluations[unstable]
 
 
-def experiment_normalization(frame: pd.DataFrame, objective: str) -> Normalization:
-    """Fixed bounds per experiment (all algorithms and seeds pooled), so their hypervolumes compare."""
+def chance_accuracy(data_summary: Mapping[str, Any]) -> float:
+    """The accuracy of always answering the validation split's most frequent class (a data rule's
+    summary.json: a text split's positive fraction, an image split's per-class counts)."""
+    split = data_summary["splits"]["validation"]
+    if "per_class" in split:
+        counts = np.asarray(split["per_class"], dtype=float)
+        return float(counts.max() / counts.sum())
+    return float(max(split["positive_fraction"], 1 - split["positive_fraction"]))
+
+
+#: how each hypervolume bound is fixed, as written next to the result
+NORMALIZATION_RULE = {
+    "accuracy": "chance (the validation split's majority class) .. 1.0",
+    "size_mb": "0 .. the costlier full network's size (FP32)",
+    "normalized_latency": "0 .. the slower full network's latency, FP32 or all-INT8 (all-INT8 = 1 per host)",
+}
+
+
+def fixed_normalization(objective: str, baselines: pd.DataFrame, chance: float) -> Normalization:
+    """One normalization per objective, from quantities no search changes: accuracy from chance to 1, cost
+    from 0 to the costlier of the FP32 and all-INT8 full networks (every sub-network and policy is at most
+    that large; on latency, the slowest of the searched hosts, and an all-INT8 network can be the slower one
+    on a CPU without fast INT8 kernels). Every algorithm, seed and space (Fig 3's quantization-only and joint
+    searches) is judged in it, so adding or removing a run changes no other run's hypervolume. Cost 0 rather
+    than the smallest sub-network's cost: it needs no extra measurement, and a measured latency bound would
+    carry its own noise.
+    """
     cost = COST_COLUMN[objective]
-    return Normalization.from_values(frame[["accuracy", cost]].to_numpy(dtype=float), margin=0.1)
+    full = own_baselines(baselines)
+    full = full[full["host"].notna()] if objective == "latency" else full[full["host"].isna()]
+    upper = float(full[cost].max()) if len(full) else np.nan
+    if not np.isfinite(upper) or upper <= 0:
+        raise ValueError(
+            f"hypervolume: no full-network baseline {cost} to bound the {objective} objective with"
+        )
+    return Normalization.from_bounds((chance, 0.0), (1.0, upper))
 
 
-def hypervolume_table(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Hypervolume after every evaluation of every run, and the normalization of each experiment. An
-    evaluation with an unstable latency counts as an evaluation but adds no point (nor bound)."""
+def normalization_columns(normalization: Normalization, objective: str) -> dict[str, Any]:
+    """The normalization of a hypervolume as columns of the table that holds it."""
+    return {
+        "accuracy_bounds": f"{normalization.lower[0]:.4g}..{normalization.upper[0]:.4g}",
+        "cost_column": COST_COLUMN[objective],
+        "cost_bounds": f"{normalization.lower[1]:.4g}..{normalization.upper[1]:.4g}",
+        "reference_point": ",".join(f"{r:g}" for r in normalization.reference),
+    }
+
+
+def hypervolume_table(
+    evaluations: pd.DataFrame, baselines: pd.DataFrame, chance: float
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Hypervolume after every evaluation of every run, each objective in its one fixed normalization
+    (`fixed_normalization`, written in every row and returned per objective). An evaluation with an
+    unstable latency counts as an evaluation but adds no point."""
     rows, normalizations = [], {}
-    for (space, objective), experiment in evaluations.groupby(["space", "objective"]):
+    for objective in sorted(set(evaluations["objective"])):
         cost = COST_COLUMN[objective]
-        normalization = experiment_normalization(split_unstable_latency(experiment)[0], objective)
-        normalizations[f"{space}-{objective}"] = {
+        normalization = fixed_normalization(objective, baselines, chance)
+        normalizations[objective] = {
             **normalization.to_dict(),
             "columns": ["accuracy", cost],
             "directions": ["max", "min"],
+            "rule": {"accuracy": NORMALIZATION_RULE["accuracy"], cost: NORMALIZATION_RULE[cost]},
         }
-        for (algorithm, seed), run in experiment.groupby(["algorithm", "seed"]):
+        columns = normalization_columns(normalization, objective)
+        experiment = evaluations[evaluations["objective"] == objective]
+        for (space, algorithm, seed), run in experiment.groupby(["space", "algorithm", "seed"]):
             run = run.sort_values("evaluation")
             counted = ~unstable_latency(run).to_numpy()
             hypervolumes = hypervolume_progression(
@@ -194,7 +243,80 @@ def hypervolume_table(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, dict[str
                     "seed": seed,
                     "evaluations": i + 1,
                     "hypervolume": hv,
+                    **columns,
                 }
                 for i, hv in enumerate(progression)
             ]
     return pd.DataFrame(rows), normalizations
+
+
+def final_hypervolumes(hypervolume: pd.DataFrame) -> pd.DataFrame:
+    """Each experiment's (space, objective, algorithm) final hypervolume over seeds: mean, std and the 95% t
+    interval of the mean, with the normalization it was computed in."""
+    rows = []
+    keys = ["space", "objective", "algorithm"]
+    normalization = [
+        c for c in ("accuracy_bounds", "cost_column", "cost_bounds", "reference_point") if c in hypervolume
+    ]
+    for (space, objective, algorithm), runs in hypervolume.groupby(keys):
+        last = runs.sort_values("evaluations").groupby("seed").tail(1)
+        summary = t_interval(last["hypervolume"].to_numpy(dtype=float))
+        rows.append(
+            {
+                "space": space,
+                "objective": objective,
+                "algorithm": algorithm,
+                "evaluations": int(last["evaluations"].max()),
+                "seeds": summary.seeds,
+                "mean": summary.mean,
+                "std": summary.std,
+                "ci95_low": summary.low,
+                "ci95_high": summary.high,
+                **last.iloc[0][normalization].to_dict(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+#: what identifies a search run's evaluation across the tidy tables
+RUN_KEYS = ["space", "objective", "algorithm", "seed", "evaluation"]
+
+
+def heldout_points(
+    evaluations: pd.DataFrame, runs: Sequence[Mapping[str, Any]], tables: Sequence[str | Path]
+) -> pd.DataFrame:
+    """Every run's own front points with their held-out test results (a run's `test.csv`, in the order of
+    `runs`), beside their validation accuracy and costs from the summary's evaluations."""
+    parts = []
+    for run, path in zip(runs, tables, strict=True):
+        table = pd.read_csv(path)
+        identity = {key: run[key] for key in ("space", "objective", "algorithm", "seed")}
+        parts.append(table.drop(columns=["accuracy", "genome"]).assign(**identity))
+    tested = pd.concat(parts, ignore_index=True)
+    columns = [*RUN_KEYS, "accuracy", "size_mb", "normalized_latency", "host"]
+    joined = evaluations[columns].merge(tested, on=RUN_KEYS, how="inner", validate="one_to_one")
+    if len(joined) != len(tested):
+        raise ValueError("test: front points that are not among the summary's evaluations")
+    return joined
+
+
+def heldout_baselines_table(
+    own: Mapping[str, str | Path], references: Mapping[str, Mapping[str, str | Path]], network: str
+) -> pd.DataFrame:
+    """The FP32 and all-INT8 full networks on the test split: the network's own (`own`: precision -> record
+    file) and each reference network's, with per-sample correctness."""
+    rows = []
+    for name, files, is_reference in [(network, own, False)] + [(n, f, True) for n, f in references.items()]:
+        for precision, path in files.items():
+            record = json.loads(Path(path).read_text())
+            rows.append(
+                {
+                    "network": name,
+                    "reference": is_reference,
+                    "baseline": precision,
+                    "test_accuracy": record["accuracy"],
+                    "test_samples": record["samples"],
+                    "test_correct": record["correct"],
+                }
+            )
+    return pd.DataFrame(rows)

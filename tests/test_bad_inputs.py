@@ -132,7 +132,7 @@ def _glue_binary(config: dict, tmp: Path) -> None:
 
 
 def _glue_smaller_than_the_splits(config: dict, tmp: Path) -> None:
-    _glue(config, _sst2(tmp, SST2_ROWS))  # 300 rows, the smoke splits need 384
+    _glue(config, _sst2(tmp, SST2_ROWS))  # 300 rows, the smoke splits need 512
 
 
 def _glue_without_path(config: dict, _: Path) -> None:
@@ -366,7 +366,11 @@ CONFIG_CASES: dict[str, tuple[Mutation, tuple[str, ...]]] = {
     ),
     "splits-larger-than-data": (
         _glue_smaller_than_the_splits,
-        ("datasets.sentences.splits", "train 256 + validation 96 + calibration 32 = 384 rows", "has 300"),
+        (
+            "datasets.sentences.splits",
+            "train 256 + validation 96 + calibration 32 + test 128 = 512 rows",
+            "has 300",
+        ),
     ),
     "calibration-larger-than-split": (
         _set("supernets.bert.calibration", {"samples": 100, "batch_size": 8, "seed": 0}),
@@ -416,13 +420,13 @@ CONFIG_CASES: dict[str, tuple[Mutation, tuple[str, ...]]] = {
         _space_with(**{"elastic.ffn_size.choices": [1536, float("nan")]}),
         ("supernets.bert.space.elastic.ffn_size.choices.1", "nan is not a finite number"),
     ),
-    "infinite-tolerance": (
-        _set("iso_accuracy_tolerance", float("inf")),
-        ("iso_accuracy_tolerance", "inf is not a finite number"),
+    "infinite-margin": (
+        _set("iso_accuracy_margin_pp", float("inf")),
+        ("iso_accuracy_margin_pp", "inf is not a finite number"),
     ),
-    "tolerance-above-one": (
-        _set("iso_accuracy_tolerance", 1.5),
-        ("iso_accuracy_tolerance", "1.5 is greater than the maximum of 1"),
+    "margin-above-100": (
+        _set("iso_accuracy_margin_pp", 150),
+        ("iso_accuracy_margin_pp", "150 is greater than the maximum of 100"),
     ),
     "seed-beyond-64-bits": (
         _set("experiments.bert.seeds", [2**64]),

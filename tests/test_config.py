@@ -80,6 +80,10 @@ def mutate(config: dict, path: str, value) -> dict:
         ("supernets.bert.calibration", {"samples": 100000}, "supernets.bert.calibration.samples"),
         ("datasets.sentences.source", "fashion_mnist", "datasets.sentences.source"),
         ("hosts.xeon8380", {"threads": 4}, "hosts.xeon8380.feature"),
+        ("datasets.sentences.splits.test", KeyError, "datasets.sentences.splits"),
+        ("datasets.sentences.splits.test", 0, "datasets.sentences.splits.test"),
+        ("datasets.sentences.splits.test", 3000, "datasets.sentences.splits"),
+        ("iso_accuracy_margin_pp", -1, "iso_accuracy_margin_pp"),
     ],
 )
 def test_bad_config_names_the_key(default, path, value, expected):

@@ -61,11 +61,11 @@ def test_fashion_mnist_splits_are_stratified_disjoint_and_seeded(tmp_path):
     spec = {
         "kind": "image",
         "source": "fashion_mnist",
-        "splits": {"train": 200, "validation": 100, "calibration": 50},
+        "splits": {"train": 200, "validation": 100, "calibration": 50, "test": 80},
         "seed": 0,
     }
     tensors, summary = prepare_image_dataset(spec)
-    assert summary["validation_from_held_out_part"]
+    assert summary["validation_and_test_from_held_out_part"]
     for name, rows in spec["splits"].items():
         split = tensors[name]
         assert split["pixel_values"].shape == (rows, 1, 28, 28)
@@ -76,6 +76,13 @@ def test_fashion_mnist_splits_are_stratified_disjoint_and_seeded(tmp_path):
     # train and calibration come from the same 60,000 images: no image in both
     train = {bytes(x.numpy()) for x in tensors["train"]["pixel_values"]}
     assert not train & {bytes(x.numpy()) for x in tensors["calibration"]["pixel_values"]}
+    # validation and test come from the 10,000 held-out images: none in both
+    validation = {bytes(x.numpy()) for x in tensors["validation"]["pixel_values"]}
+    assert not validation & {bytes(x.numpy()) for x in tensors["test"]["pixel_values"]}
+    # adding the test split leaves the other three as they were
+    without_test, _ = prepare_image_dataset({**spec, "splits": {**spec["splits"], "test": 10}})
+    for name in ("train", "validation", "calibration"):
+        assert torch.equal(without_test[name]["pixel_values"], tensors[name]["pixel_values"])
     again, _ = prepare_image_dataset(spec)
     other, _ = prepare_image_dataset({**spec, "seed": 1})
     assert torch.equal(again["train"]["pixel_values"], tensors["train"]["pixel_values"])
@@ -119,15 +126,16 @@ def test_image_folder_with_train_and_val_parts_validates_on_val(tmp_path):
         "source": "image_folder",
         "path": str(tmp_path),
         "image_size": 8,
-        "splits": {"train": 9, "validation": 6, "calibration": 3},
+        "splits": {"train": 9, "validation": 3, "calibration": 3, "test": 3},
         "seed": 0,
     }
     tensors, summary = prepare_image_dataset(spec)
-    assert summary["classes"] == ["a", "b", "c"] and summary["validation_from_held_out_part"]
+    assert summary["classes"] == ["a", "b", "c"] and summary["validation_and_test_from_held_out_part"]
     assert tensors["train"]["pixel_values"].shape == (9, 3, 8, 8)
-    assert summary["splits"]["validation"]["per_class"] == [2, 2, 2]
-    with pytest.raises(ValueError, match="validation: 7 rows requested but only 6 of 6 are left"):
-        prepare_image_dataset({**spec, "splits": {**spec["splits"], "validation": 7}})
+    assert summary["splits"]["validation"]["per_class"] == [1, 1, 1]
+    assert summary["splits"]["test"]["per_class"] == [1, 1, 1]
+    with pytest.raises(ValueError, match="test: 4 rows requested but only 3 of 6 are left"):
+        prepare_image_dataset({**spec, "splits": {**spec["splits"], "test": 4}})
 
 
 def test_image_folder_errors_name_the_folder(tmp_path):

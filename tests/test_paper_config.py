@@ -85,8 +85,8 @@ def user_files(tmp_path_factory) -> Path:
     config["experiments"] = {k: v for k, v in config["experiments"].items() if v["supernet"] == "bert"}
     write_sst2(workdir / config["datasets"]["sst2"]["path"], rows=80)
     write_tiny_bert(workdir / config["supernets"]["bert"]["pretrained"])
-    # 80 + 20 sentences: the paper's 2,000 / 1,000 held-out rows would not fit
-    config["datasets"]["sst2"]["splits"].update(validation=16, calibration=12)
+    # 80 + 20 sentences: the paper's 2,000 / 1,000 / 2,000 held-out rows would not fit
+    config["datasets"]["sst2"]["splits"].update(validation=16, calibration=12, test=10)
     config["supernets"]["bert"]["calibration"]["samples"] = 12
     (workdir / "config" / "paper-small.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return workdir
@@ -130,11 +130,11 @@ def test_sst2_files_go_through_the_same_data_rule(user_files: Path) -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     splits = {
         name: load_split(user_files / f"results/data/sst2/{name}.safetensors")
-        for name in ("train", "validation", "calibration")
+        for name in ("train", "validation", "calibration", "test")
     }
-    # 80 train + 20 dev sentences pooled: 16 validation, 12 calibration, the rest ("all") for training
+    # 80 train + 20 dev sentences pooled: 16 validation, 12 calibration, 10 test, the rest ("all") to train
     sizes = {name: len(split["labels"]) for name, split in splits.items()}
-    assert sizes == {"train": 72, "validation": 16, "calibration": 12}
+    assert sizes == {"train": 62, "validation": 16, "calibration": 12, "test": 10}
     assert splits["train"]["input_ids"].shape[1] == 128  # the config's max_length
     # tokenized by the BERT folder's own vocabulary: ids beyond it would mean another tokenizer
     assert int(splits["train"]["input_ids"].max()) < len(WORDS) + 5

@@ -5,12 +5,12 @@ import pytest
 
 from simqnas.pareto import (
     Normalization,
-    VersusBaseline,
-    best_accuracy_gain_at_cost,
-    best_cost_ratio_at_accuracy,
+    at_cost_pick,
     hypervolume,
     hypervolume_progression,
-    most_accurate_versus_baseline,
+    iso_accuracy_pick,
+    most_accurate_pick,
+    non_dominated_mask,
     pareto_front_mask,
 )
 
@@ -87,13 +87,6 @@ def test_normalization_round_trips_through_json():
     assert again == normalization
 
 
-def test_normalization_from_values_with_margin_and_constant_objective():
-    values = np.array([[0.6, 10.0], [0.8, 10.0]])
-    normalization = Normalization.from_values(values, margin=0.5)
-    assert normalization.lower == pytest.approx((0.5, 5.0))
-    assert normalization.upper == pytest.approx((0.9, 15.0))
-
-
 def test_normalization_rejects_bad_bounds():
     with pytest.raises(ValueError, match="exceed"):
         Normalization.from_bounds([1.0, 0.0], [1.0, 1.0])
@@ -106,27 +99,29 @@ FRONT_ACC = [0.85, 0.80, 0.795, 0.70]
 FRONT_COST = [120.0, 50.0, 40.0, 20.0]
 
 
-def test_best_cost_ratio_at_accuracy_tolerance():
-    assert best_cost_ratio_at_accuracy(FRONT_ACC, FRONT_COST, 0.80, 100.0) == pytest.approx(2.0)
-    assert best_cost_ratio_at_accuracy(FRONT_ACC, FRONT_COST, 0.80, 100.0, tolerance=0.005) == pytest.approx(
-        2.5
-    )
-    assert best_cost_ratio_at_accuracy(FRONT_ACC, FRONT_COST, 0.80, 100.0, tolerance=0.2) == pytest.approx(
-        5.0
-    )
-    assert best_cost_ratio_at_accuracy(FRONT_ACC, FRONT_COST, 0.90, 100.0) is None
+def test_iso_accuracy_pick_and_its_tolerance():
+    # the best cost ratio among points at least as accurate as 0.80: 100 / 50, then 100 / 40, 100 / 20
+    assert iso_accuracy_pick(FRONT_ACC, FRONT_COST, 0.80, 100.0) == 1
+    assert iso_accuracy_pick(FRONT_ACC, FRONT_COST, 0.80, 100.0, tolerance=0.005) == 2
+    assert iso_accuracy_pick(FRONT_ACC, FRONT_COST, 0.80, 100.0, tolerance=0.2) == 3
+    assert iso_accuracy_pick(FRONT_ACC, FRONT_COST, 0.90, 100.0) is None
 
 
-def test_best_accuracy_gain_at_cost():
-    assert best_accuracy_gain_at_cost(FRONT_ACC, FRONT_COST, 0.80, 100.0) == pytest.approx(0.0)
-    assert best_accuracy_gain_at_cost(FRONT_ACC, FRONT_COST, 0.75, 120.0) == pytest.approx(0.10)
-    assert best_accuracy_gain_at_cost(FRONT_ACC, FRONT_COST, 0.80, 10.0) is None
+def test_at_cost_pick():
+    assert at_cost_pick(FRONT_ACC, FRONT_COST, 0.80, 100.0) == 1
+    assert at_cost_pick(FRONT_ACC, FRONT_COST, 0.75, 120.0) == 0
+    assert at_cost_pick(FRONT_ACC, FRONT_COST, 0.80, 10.0) is None
 
 
-def test_most_accurate_versus_baseline():
-    point = most_accurate_versus_baseline(FRONT_ACC, FRONT_COST, 0.80, 100.0)
-    assert point.accuracy_gain == pytest.approx(0.05)
-    assert point.cost_ratio == pytest.approx(100.0 / 120.0)
+def test_most_accurate_pick():
+    assert most_accurate_pick(FRONT_ACC, FRONT_COST) == 0
     # ties on accuracy: the cheaper point
-    tie = most_accurate_versus_baseline([0.9, 0.9], [50.0, 25.0], 0.8, 100.0)
-    assert tie == VersusBaseline(pytest.approx(0.1), pytest.approx(4.0))
+    assert most_accurate_pick([0.9, 0.9], [50.0, 25.0]) == 1
+    with pytest.raises(ValueError, match="no points"):
+        most_accurate_pick([], [])
+
+
+def test_non_dominated_mask_keeps_equal_points():
+    values = np.array([[0.8, 10.0], [0.8, 10.0], [0.7, 10.0], [0.9, 20.0]])
+    assert non_dominated_mask(values, (True, False)).tolist() == [True, True, False, True]
+    assert pareto_front_mask(values, (True, False)).tolist() == [True, False, False, True]

@@ -165,7 +165,7 @@ def test_evaluations_are_normalized_by_the_networks_own_int8_not_a_references(ba
 
 
 def test_resnet_claims_compare_the_front_with_each_reference_int8(baselines):
-    table = headline_table("resnet", front_evaluations(), baselines, tolerance=0.0, references=NAMES)
+    table = headline_table("resnet", front_evaluations(), baselines, margin=0.0, references=NAMES)
     assert table["paper"].tolist() == [claim.paper for claim in PAPER_CLAIMS["resnet"]]
     assert table["paper"].tolist() == ["2x", "3.06x", "3.44x", "2.30x", "4.36x", "4.8x"]
     assert table["objective"].tolist() == ["size"] * 3 + ["latency"] * 3
@@ -179,15 +179,15 @@ def test_resnet_claims_compare_the_front_with_each_reference_int8(baselines):
     assert table["linas"].tolist() == ["2.00x", "3.06x", "n/a", "2.30x", "4.36x", "n/a"]
 
 
-def test_the_iso_accuracy_tolerance_applies_to_the_references_accuracy(baselines):
-    table = headline_table("resnet", front_evaluations(), baselines, tolerance=0.11, references=NAMES)
+def test_the_iso_accuracy_margin_applies_to_the_references_accuracy(baselines):
+    table = headline_table("resnet", front_evaluations(), baselines, margin=0.11, references=NAMES)
     # r152 at 0.90 - 0.11 = 0.79: the 5 MB / 0.5 point qualifies, 30 MB / 5 MB and 5.0 / 0.5
     assert table["linas_value"].iloc[2] == pytest.approx(6.0)
     assert table["linas_value"].iloc[5] == pytest.approx(10.0)
 
 
 def test_a_reference_the_config_does_not_name_is_not_available(baselines):
-    table = headline_table("resnet", front_evaluations(), baselines, tolerance=0.0, references=NAMES[:2])
+    table = headline_table("resnet", front_evaluations(), baselines, margin=0.0, references=NAMES[:2])
     assert table["linas"].tolist()[2::3] == ["n/a", "n/a"]
     assert table["versus"].tolist()[2] == "(no reference 3 configured)"
     assert table["linas_value"].iloc[0] == pytest.approx(2.0)  # the named ones still compare
@@ -195,14 +195,14 @@ def test_a_reference_the_config_does_not_name_is_not_available(baselines):
 
 def test_a_named_reference_missing_from_the_summary_is_an_error(baselines):
     with pytest.raises(ValueError, match="r34 all-INT8"):
-        headline_table("resnet", front_evaluations(), baselines, tolerance=0.0, references=["r50", "r34"])
+        headline_table("resnet", front_evaluations(), baselines, margin=0.0, references=["r50", "r34"])
 
 
 @pytest.mark.parametrize("family", ["bert", "vit", "multiway"])
 def test_other_families_claims_ignore_reference_rows(family, baselines, own_only):
     evaluations = front_evaluations()
-    with_references = headline_table(family, evaluations, baselines, tolerance=0.0, references=NAMES)
-    without = headline_table(family, evaluations, own_only, tolerance=0.0)
+    with_references = headline_table(family, evaluations, baselines, margin=0.0, references=NAMES)
+    without = headline_table(family, evaluations, own_only, margin=0.0)
     pd.testing.assert_frame_equal(with_references, without)
     assert set(without["versus"]) == {"all-INT8 super-network"}
 
@@ -211,8 +211,8 @@ def test_other_families_claims_ignore_reference_rows(family, baselines, own_only
 
 
 def test_combined_table_stacks_every_network_with_its_family(baselines, own_only, tmp_path: Path):
-    resnet = headline_table("resnet", front_evaluations(), baselines, tolerance=0.0, references=NAMES)
-    vit = headline_table("vit", front_evaluations(("linas", "nsga2")), own_only, tolerance=0.0)
+    resnet = headline_table("resnet", front_evaluations(), baselines, margin=0.0, references=NAMES)
+    vit = headline_table("vit", front_evaluations(("linas", "nsga2")), own_only, margin=0.0)
     paths = []
     for name, table in (
         ("resnet", resnet),
@@ -237,7 +237,7 @@ def test_combined_table_stacks_every_network_with_its_family(baselines, own_only
     assert len(written) == 11 and "network" in written
     markdown = headline_markdown(combined, 0.0)
     assert "| resnet " in markdown and "| vit " in markdown and "n/a" in markdown
-    assert "linas_value" not in markdown and "Iso-accuracy" in markdown
+    assert "linas_value" not in markdown and "iso-accurate when" in markdown
 
 
 def test_combined_table_of_no_claims_has_its_columns():

@@ -119,3 +119,14 @@ def test_glue_sst2_errors_name_the_file(tmp_path):
         load_glue_sst2(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"absent: GLUE SST-2 file or folder not found"):
         load_glue_sst2(tmp_path / "absent")
+
+
+def test_the_held_out_test_split_leaves_the_other_splits_as_they_were(polarity):
+    """The default's test split (drawn last) is disjoint from the rest and changes none of them."""
+    sizes = {"train": 8000, "validation": 500, "calibration": 512}
+    before = stratified_splits(polarity, sizes, seed=0)
+    after = stratified_splits(polarity, {**sizes, "test": 1500}, seed=0)
+    for name in sizes:
+        assert after[name].index.equals(before[name].index)
+    seen = set().union(*(set(after[name].index) for name in sizes))
+    assert len(after["test"]) == 1500 and not seen & set(after["test"].index)

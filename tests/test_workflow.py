@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from simqnas.pareto import non_dominated_mask
+from simqnas.statistics import decode_correct
 from tests.workflow_utils import all_evaluations, snakemake
 
 pytestmark = pytest.mark.slow
@@ -33,7 +35,7 @@ def test_figures_and_tables_exist(smoke_run: Path):
         assert (figures / f"{name}.png").stat().st_size > 10_000, name
         assert (figures / f"{name}.pdf").is_file(), name
     tables = smoke_run / "results" / "tables"
-    for name in ("table1_search_space", "table2_3_elastic_parameters", "bert_headline", "headline"):
+    for name in ("table1_search_space", "table2_3_elastic_parameters", "bert_headline", "headline", "claims"):
         assert (tables / f"{name}.csv").is_file() and (tables / f"{name}.md").is_file(), name
 
 
@@ -68,6 +70,56 @@ def test_baselines_follow_the_paper(smoke_run: Path):
     assert quality.loc["int8", "size_bytes"] < 0.7 * quality.loc["fp32", "size_bytes"]
     local = baselines[baselines["host"] == "local"].set_index("baseline")
     assert local.loc["int8", "normalized_latency"] == pytest.approx(1.0)
+
+
+def test_front_points_and_baselines_are_evaluated_on_the_held_out_test_split(smoke_run: Path):
+    results = smoke_run / "results"
+    data = json.loads((results / "data" / "sentences" / "summary.json").read_text())
+    assert data["splits"]["test"]["rows"] == 128
+    summary = results / "bert" / "summary"
+    evaluations = pd.read_csv(summary / "evaluations.csv")
+    points = pd.read_csv(summary / "test.csv")
+    # every run's own validation front is on the test split, with its per-sample outcomes
+    for (space, objective, algorithm, seed), run in evaluations.groupby(
+        ["space", "objective", "algorithm", "seed"]
+    ):
+        cost = "size_bytes" if objective == "size" else "latency_ms"
+        front = run[non_dominated_mask(run[["accuracy", cost]].to_numpy(dtype=float), (True, False))]
+        tested = points[
+            (points["space"] == space)
+            & (points["objective"] == objective)
+            & (points["algorithm"] == algorithm)
+            & (points["seed"] == seed)
+        ]
+        assert sorted(tested["evaluation"]) == sorted(front["evaluation"]), (
+            space,
+            objective,
+            algorithm,
+            seed,
+        )
+    for row in points.itertuples():
+        assert row.test_samples == 128
+        assert decode_correct(row.test_correct, 128).mean() == pytest.approx(row.test_accuracy)
+    baselines = pd.read_csv(summary / "test_baselines.csv").set_index("baseline")
+    assert set(baselines.index) == {"fp32", "int8"}
+    stored = [json.loads(p.read_text()) for p in (results / "bert" / "evals").rglob("*.json")]
+    per_sample = [e for e in stored if e["fields"]["metric"] == "per_sample_quality"]
+    assert len(per_sample) == points["test_key"].nunique() + 2  # + the two baselines
+    headline = pd.read_csv(results / "tables" / "bert_headline.csv")
+    assert headline["linas_test"].str.contains(" pp \\[").any()
+
+
+def test_claims_and_hypervolumes_come_with_intervals(smoke_run: Path):
+    claims = pd.read_csv(smoke_run / "results" / "tables" / "claims.csv")
+    assert sorted(claims["claim"].unique()) == [1, 2, 3, 4]
+    verdicts = {"reproduced", "not reproduced", "not resolved at this budget", "not run"}
+    assert set(claims["verdict"]) <= verdicts and set(claims["claim_verdict"]) <= verdicts
+    final = pd.read_csv(smoke_run / "results" / "bert" / "summary" / "hypervolume_final.csv")
+    assert {"mean", "std", "ci95_low", "ci95_high", "accuracy_bounds", "cost_bounds"} <= set(final.columns)
+    normalization = json.loads(
+        (smoke_run / "results" / "bert" / "summary" / "normalization.json").read_text()
+    )
+    assert set(normalization) == {"size", "latency"}
 
 
 def test_second_run_does_nothing(smoke_run: Path):

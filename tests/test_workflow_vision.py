@@ -34,7 +34,7 @@ def test_vit_trains_from_scratch_without_a_teacher(vision_run: Path):
     results = vision_run / "results"
     assert not (results / "vit" / "teacher.safetensors").exists()
     summary = json.loads((results / "data" / "fashion" / "summary.json").read_text())
-    assert summary["validation_from_held_out_part"] and len(summary["classes"]) == 10
+    assert summary["validation_and_test_from_held_out_part"] and len(summary["classes"]) == 10
     metrics = json.loads((results / "vit" / "supernet.json").read_text())
     assert len(metrics["epochs"]) == 1 and len(metrics["epochs"][0]["step_losses"]) == 8
     assert 0 <= metrics["smallest_validation_accuracy"] <= 1

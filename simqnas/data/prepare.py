@@ -1,5 +1,10 @@
-"""The data rules: a configured dataset (text or image) -> seeded, stratified train / validation /
-calibration splits."""
+"""The data rules: a configured dataset (text or image) -> seeded, stratified train / validation (search) /
+calibration / test splits.
+
+The test split is held out: no training, search or calibration reads it; only the final evaluation of the
+searches' fronts and baselines does. Splits are drawn in the order of `SPLITS`, test last, so adding it
+leaves the other three exactly as they were.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,9 @@ from simqnas.data.text import encode_split, load_text_source
 if TYPE_CHECKING:  # torch loads lazily: the config check at workflow start reads data files without it
     import torch
 
-SPLITS = ("train", "validation", "calibration")
+SPLITS = ("train", "validation", "calibration", "test")
+#: the splits an image source with a held-out part (Fashion-MNIST's test set, ImageNet's val/) draws from it
+HELD_OUT_SPLITS = ("validation", "test")
 
 
 Splits = dict[str, dict[str, "torch.Tensor"]]
@@ -77,7 +84,8 @@ def prepare_image_dataset(spec: Mapping[str, Any]) -> tuple[Splits, dict[str, An
     """Image splits (`pixel_values`, `labels`) of an image dataset and a summary for the log.
 
     A source with a held-out part (Fashion-MNIST's test set, an ImageNet `val/` folder) gives the validation
-    split from it and train and calibration from its training part; otherwise all three come from one pool.
+    and test splits from it (disjoint) and train and calibration from its training part; otherwise all four
+    come from one pool.
     Only the chosen images are read.
     """
     import torch
@@ -89,10 +97,10 @@ def prepare_image_dataset(spec: Mapping[str, Any]) -> tuple[Splits, dict[str, An
         parts = dict.fromkeys(SPLITS, source.train)
         rows = _stratified_rows(source.train, sizes, seed)
     else:
-        parts = {"train": source.train, "calibration": source.train, "validation": source.held_out}
-        from_train = {name: sizes[name] for name in ("train", "calibration")}
+        parts = {name: source.held_out if name in HELD_OUT_SPLITS else source.train for name in SPLITS}
+        from_train = {name: sizes[name] for name in SPLITS if name not in HELD_OUT_SPLITS}
         rows = _stratified_rows(source.train, from_train, seed)
-        rows |= _stratified_rows(source.held_out, {"validation": sizes["validation"]}, seed)
+        rows |= _stratified_rows(source.held_out, {name: sizes[name] for name in HELD_OUT_SPLITS}, seed)
     tensors = {
         name: {
             PIXEL_VALUES: to_pixel_values(parts[name].read(rows[name])),
@@ -106,7 +114,7 @@ def prepare_image_dataset(spec: Mapping[str, Any]) -> tuple[Splits, dict[str, An
         "channels": source.channels,
         "image_size": source.image_size,
         "rows": len(source.train.labels) + (0 if source.held_out is None else len(source.held_out.labels)),
-        "validation_from_held_out_part": source.held_out is not None,
+        "validation_and_test_from_held_out_part": source.held_out is not None,
         "seed": seed,
         "splits": {
             name: {
