@@ -77,7 +77,8 @@ def correct_predictions(model: nn.Module, labelled: Iterable[tuple[Inputs, torch
 
 def accuracy(model: nn.Module, labelled: Iterable[tuple[Inputs, torch.Tensor]]) -> float:
     """Top-1 accuracy of `model(*inputs)` logits over (inputs, labels) batches (`correct_predictions`)."""
-    return float(correct_predictions(model, labelled).float().mean())
+    correct = correct_predictions(model, labelled)
+    return int(correct.sum()) / len(correct)
 
 
 class PhaseTimer:

@@ -971,7 +971,7 @@ JOB_CASES = {
     ),
     "training-checkpoint-corrupt": "tests/test_training.py::test_corrupt_checkpoint_is_discarded_not_fatal",
     "training-checkpoint-stale": "tests/test_training.py::test_stale_checkpoints_are_discarded_not_resumed",
-    "wrong-cpu-for-host": "tests/test_shard.py::test_host_profile_refuses_the_wrong_cpu",
+    "wrong-cpu-for-host": "tests/test_host_profile.py::test_host_profile_refuses_the_wrong_cpu",
     "training-diverges": (
         "tests/test_training.py::test_a_diverging_run_stops_with_an_error_and_writes_no_checkpoint"
     ),
@@ -989,6 +989,13 @@ JOB_CASES = {
         "tests/test_bad_inputs.py::test_a_killed_writers_temporary_is_removed_by_the_next_write"
     ),
     "space-exhausted": "tests/test_bad_inputs.py::test_an_exhausted_space_ends_the_run_cleanly",
+    "nan-logits": (
+        "tests/test_candidate.py::test_accuracy_refuses_non_finite_logits_instead_of_scoring_them_class_0"
+    ),
+    "int8-layer-compiled-to-fp32": (
+        "tests/test_shard.py::test_an_int8_layer_that_compiles_to_fp32_code_is_an_error_not_a_latency"
+    ),
+    "stale-recipe-latency-record": "tests/test_shard.py::test_latency_records_are_checked",
 }
 
 #: every mistake found at workflow start: the config cases, the config files', the torch checkpoint files'

@@ -171,12 +171,15 @@ def module_file(module: str) -> Path | None:
 
 
 def _outside_functions(tree: ast.AST) -> list[ast.AST]:
-    """The nodes that run when the module is imported (function bodies do not)."""
+    """The nodes that run when the module is imported (function bodies and `if TYPE_CHECKING:` blocks do
+    not)."""
     nodes, todo = [], [tree]
     while todo:
         node = todo.pop()
         nodes.append(node)
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            todo.extend(node.orelse)
+        elif not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
             todo.extend(ast.iter_child_nodes(node))
     return nodes
 

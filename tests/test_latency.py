@@ -384,12 +384,21 @@ def test_the_summary_rule_lists_unstable_latencies_apart(tmp_path) -> None:
         "fp32": write_json("fp32.json", {"accuracy": 0.8, "size_bytes": 4e6}),
         "int8": write_json("int8.json", {"accuracy": 0.79, "size_bytes": 1e6}),
         "latency_local_int8": write_json("lat_int8.json", {"latency_ms": 10.0}),
+        "latency_local_fp32": write_json("lat_fp32.json", {"latency_ms": 20.0}),
+        "data": write_json("data.json", {"splits": {"validation": {"positive_fraction": 0.5}}}),
         "runs": [str(run)],
         "references": [],
     }
     outputs = {
         name: str(tmp_path / "summary" / f"{name}.{'json' if name == 'normalization' else 'csv'}")
-        for name in ("evaluations", "baselines", "hypervolume", "normalization", "unstable_latency")
+        for name in (
+            "evaluations",
+            "baselines",
+            "hypervolume",
+            "final_hypervolume",
+            "normalization",
+            "unstable_latency",
+        )
     }
     smk = SimpleNamespace(
         input=Namedlist(fromdict=files),
@@ -408,13 +417,23 @@ def test_the_summary_rule_lists_unstable_latencies_apart(tmp_path) -> None:
 
 
 def test_an_unstable_evaluation_spends_budget_but_adds_no_hypervolume() -> None:
-    flagged, _ = hypervolume_table(latency_run([True, False, True, True]))
-    clean, _ = hypervolume_table(latency_run([True, True, True]).drop(index=1))
+    baselines = pd.DataFrame(
+        [
+            {"network": None, "baseline": "int8", "host": "local", "normalized_latency": 1.0},
+            {"network": None, "baseline": "fp32", "host": "local", "normalized_latency": 2.0},
+        ]
+    )
+
+    def hypervolume(run: pd.DataFrame) -> pd.DataFrame:
+        return hypervolume_table(run, baselines, chance=0.5)[0]
+
+    flagged = hypervolume(latency_run([True, False, True, True]))
+    clean = hypervolume(latency_run([True, True, True]).drop(index=1))
     hv = list(flagged["hypervolume"])
     assert len(hv) == 4 and hv[1] == hv[0]  # evaluation 1 counts, adds nothing
-    # the same as a run without it (same bounds: an excluded point does not stretch the normalization)
+    # the same as a run without it (one fixed normalization)
     stable = latency_run([True] * 4).drop(index=1)
-    assert hv[2:] == pytest.approx(list(hypervolume_table(stable)[0]["hypervolume"])[1:])
+    assert hv[2:] == pytest.approx(list(hypervolume(stable)["hypervolume"])[1:])
     assert len(clean) == 2
 
 
