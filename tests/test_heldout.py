@@ -107,3 +107,18 @@ def test_the_front_table_joins_test_results_to_the_front(test_files, tmp_path):
     assert table["evaluation"].tolist() == [0, 1, 3]
     assert [json.loads(g) for g in table["genome"]] == [genomes[i].tolist() for i in (0, 1, 3)]
     assert table["test_accuracy"].between(0, 1).all()
+
+
+def test_an_unstable_latency_is_on_no_front_tested_on_the_held_out_split():
+    """The summary keeps evaluations whose latency stayed unstable off every front; so does the test
+    evaluation, which reports only points the summary's fronts can pick."""
+    evaluations = pd.DataFrame(
+        {
+            "evaluation": [0, 1, 2],
+            "accuracy": [0.80, 0.85, 0.90],
+            "latency_ms": [5.0, 4.0, 6.0],
+            "latency_stable": [True, False, True],
+            "genome": genome_column(np.arange(6).reshape(3, 2)),
+        }
+    )
+    assert run_front(evaluations, "latency")["evaluation"].tolist() == [0, 2]
