@@ -196,6 +196,10 @@ def _store_checked(
     store.put(key, record, fields=fields)
 
 
+#: what a quality record stores of an evaluation
+QUALITY_RECORD = ("accuracy", "size_bytes", "timings_s")
+
+
 def _quality_row(index: int, record: Mapping[str, Any], key: str, cached: bool) -> dict[str, Any]:
     return {
         "candidate": index,
@@ -216,6 +220,27 @@ def _log_quality(index: int, record: Mapping[str, Any], cached: bool) -> None:
     )
 
 
+@dataclass
+class _Stored:
+    """An evaluation's key fields, key and stored record (None: not stored yet, or refused by `check`)."""
+
+    fields: dict[str, Any]
+    key: str
+    check: Callable[[Mapping[str, Any]], str | None]
+    record: dict[str, Any] | None
+
+    @classmethod
+    def look_up(
+        cls, store: EvaluationStore, fields: dict[str, Any], check: Callable[[Mapping[str, Any]], str | None]
+    ) -> _Stored:
+        key = evaluation_key(**fields)
+        return cls(fields, key, check, store.get(key, check=check))
+
+    def store(self, record: dict[str, Any], store: EvaluationStore, index: int) -> None:
+        _store_checked(store, self.key, record, self.fields, self.check, index)
+        self.record = record
+
+
 def evaluate_quality(
     context: EvaluationContext, genomes: Iterable[tuple[int, np.ndarray]], store: EvaluationStore
 ) -> pd.DataFrame:
@@ -223,16 +248,13 @@ def evaluate_quality(
     rows = []
     for index, genome in genomes:
         arch, policy = context.candidate(genome)
-        fields = context.quality_fields(arch, policy)
-        key = evaluation_key(**fields)
-        record = store.get(key, check=quality_problem)
-        cached = record is not None
-        if record is None:
+        quality = _Stored.look_up(store, context.quality_fields(arch, policy), quality_problem)
+        cached = quality.record is not None
+        if not cached:
             result = context.evaluate(arch, policy, None, measure_accuracy=True)
-            record = {k: result[k] for k in ("accuracy", "size_bytes", "timings_s")}
-            _store_checked(store, key, record, fields, quality_problem, index)
-        _log_quality(index, record, cached)
-        rows.append(_quality_row(index, record, key, cached))
+            quality.store({k: result[k] for k in QUALITY_RECORD}, store, index)
+        _log_quality(index, quality.record, cached)
+        rows.append(_quality_row(index, quality.record, quality.key, cached))
     return pd.DataFrame(rows, columns=QUALITY_COLUMNS)
 
 
@@ -272,27 +294,6 @@ def compiled_reference(context: EvaluationContext, host: HostProfile) -> Referen
     inputs = timed_inputs(context.validation, supernet.input_names, settings.batch_size)
     model, _ = compile_checked(qmodel, inputs, policy, settings.threads, PhaseTimer())
     return model, inputs
-
-
-@dataclass
-class _Stored:
-    """An evaluation's key fields, key and stored record (None: not stored yet, or refused by `check`)."""
-
-    fields: dict[str, Any]
-    key: str
-    check: Callable[[Mapping[str, Any]], str | None]
-    record: dict[str, Any] | None
-
-    @classmethod
-    def look_up(
-        cls, store: EvaluationStore, fields: dict[str, Any], check: Callable[[Mapping[str, Any]], str | None]
-    ) -> _Stored:
-        key = evaluation_key(**fields)
-        return cls(fields, key, check, store.get(key, check=check))
-
-    def store(self, record: dict[str, Any], store: EvaluationStore, index: int) -> None:
-        _store_checked(store, self.key, record, self.fields, self.check, index)
-        self.record = record
 
 
 def measure_on_host(
@@ -336,7 +337,7 @@ def measure_on_host(
                 reference=reference,
             )
             if not quality_cached:
-                quality.store({k: result[k] for k in ("accuracy", "size_bytes", "timings_s")}, store, index)
+                quality.store({k: result[k] for k in QUALITY_RECORD}, store, index)
             if not latency_cached:
                 record = {"latency": result["latency"], "host_info": dict(machine)}
                 latency.store({**record, "timings_s": result["timings_s"]}, store, index)

@@ -147,8 +147,7 @@ def test_unknown_feature_is_refused(tmp_path):
 # let the host profile (feature = argv[1]) accept or refuse it.
 CHECK_NODE = """
 import json, sys
-from simqnas.latency import host_info
-from simqnas.latency import HostProfile
+from simqnas.latency import HostProfile, host_info
 print(json.dumps(host_info()["slurm"]))
 profile = {"name": "want", "threads": 1, "warmup": 1, "runs": 1, "trim": 0.0, "feature": sys.argv[1]}
 HostProfile.for_latency_job(profile)
