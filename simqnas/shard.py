@@ -342,18 +342,19 @@ def measure_on_host(
                 record = {"latency": result["latency"], "host_info": dict(machine)}
                 latency.store({**record, "timings_s": result["timings_s"]}, store, index)
         row = _latency_row(index, latency.record, latency.key, latency_cached, host)
+        if quality is not None:
+            row = {**_quality_row(index, quality.record, quality.key, quality_cached), **row}
+        # one line a candidate, ending "(measured)" or "(cached)" (both read back), like a shard's
         log.info(
-            "candidate %d: latency %.3f ms (IQR %.3f, %s, x%.3f of the baseline) (%s)",
+            "candidate %d: %slatency %.3f ms (IQR %.3f, %s, x%.3f of the baseline) (%s)",
             index,
+            "" if quality is None else f"accuracy {row['accuracy']:.4f} size {row['size_bytes']} bytes, ",
             row["latency_ms"],
             row["latency_iqr_ms"],
             "stable" if row["latency_stable"] else "UNSTABLE",
             row["latency_reference_ratio"],
-            "cached" if latency_cached else "measured",
+            "cached" if latency_cached and quality_cached else "measured",
         )
-        if quality is not None:
-            _log_quality(index, quality.record, quality_cached)
-            row = {**_quality_row(index, quality.record, quality.key, quality_cached), **row}
         rows.append(row)
     return pd.DataFrame(rows)
 
