@@ -275,6 +275,24 @@ def deployable_subnetwork(
     return supernet.deployable(subnet, batches(calibration, supernet.input_names, calibration_batch_size))
 
 
+def quantized_candidate(
+    supernet: SuperNetwork,
+    arch: Arch,
+    policy: Mapping[str, str],
+    calibration: Data,
+    calibration_batch_size: int,
+) -> tuple[nn.Module, dict[str, str], torch.fx.GraphModule]:
+    """`arch` as deployed, the policy (with the super-network's fixed precisions) restricted to its layers,
+    and its one INC quantization with the family's variable dimensions: what a job measures outside
+    `evaluate_candidate` (the test split's per-sample outcomes, the latency jobs' baseline)."""
+    subnet = deployable_subnetwork(supernet, arch, calibration, calibration_batch_size)
+    layers = subnetwork_policy(subnet, {**supernet.fixed_precisions(), **policy})
+    qmodel = quantize_subnetwork(
+        subnet, layers, calibration, supernet.input_names, calibration_batch_size, supernet.variable_dims()
+    )
+    return subnet, layers, qmodel
+
+
 def evaluate_candidate(
     supernet: SuperNetwork,
     arch: Arch,

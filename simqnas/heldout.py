@@ -20,10 +20,8 @@ import pandas as pd
 
 from simqnas.candidate import (
     correct_predictions,
-    deployable_subnetwork,
     full_network_policy,
-    quantize_subnetwork,
-    subnetwork_policy,
+    quantized_candidate,
 )
 from simqnas.evalstore import EvaluationStore, evaluation_key
 from simqnas.history import OBJECTIVES
@@ -63,15 +61,8 @@ def _measure(context: EvaluationContext, arch: Arch, policy: Mapping[str, str]) 
     super-network's fixed precisions, one INC quantization, the family's accuracy batches) on the test
     split, keeping each sample's outcome (in accuracy-batch order, the same for every network of a file)."""
     supernet, settings = context.supernet, context.settings
-    subnet = deployable_subnetwork(supernet, arch, context.calibration, settings.calibration_batch_size)
-    layers = subnetwork_policy(subnet, {**supernet.fixed_precisions(), **policy})
-    model = quantize_subnetwork(
-        subnet,
-        layers,
-        context.calibration,
-        supernet.input_names,
-        settings.calibration_batch_size,
-        supernet.variable_dims(),
+    subnet, layers, model = quantized_candidate(
+        supernet, arch, policy, context.calibration, settings.calibration_batch_size
     )
     correct = correct_predictions(
         model, supernet.accuracy_batches(context.validation, settings.eval_batch_size)

@@ -25,12 +25,10 @@ from simqnas.candidate import (
     PhaseTimer,
     Reference,
     compile_checked,
-    deployable_subnetwork,
     evaluate_candidate,
     full_network_policy,
     number_problem,
-    quantize_subnetwork,
-    subnetwork_policy,
+    quantized_candidate,
     timed_inputs,
 )
 from simqnas.data import load_split
@@ -277,19 +275,12 @@ def compiled_reference(context: EvaluationContext, host: HostProfile) -> Referen
     and the candidate / baseline ratio of the same rounds (`latency_reference_ratio`) holds."""
     supernet = context.supernet
     settings = host.settings()
-    network = deployable_subnetwork(
-        supernet, supernet.largest_arch(), context.calibration, context.settings.calibration_batch_size
-    )
-    policy = subnetwork_policy(
-        network, {**supernet.fixed_precisions(), **full_network_policy(supernet, "int8")}
-    )
-    qmodel = quantize_subnetwork(
-        network,
-        policy,
+    _, policy, qmodel = quantized_candidate(
+        supernet,
+        supernet.largest_arch(),
+        full_network_policy(supernet, "int8"),
         context.calibration,
-        supernet.input_names,
         context.settings.calibration_batch_size,
-        supernet.variable_dims(),
     )
     inputs = timed_inputs(context.validation, supernet.input_names, settings.batch_size)
     model, _ = compile_checked(qmodel, inputs, policy, settings.threads, PhaseTimer())
