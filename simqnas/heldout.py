@@ -29,7 +29,7 @@ from simqnas.pareto import non_dominated_mask
 from simqnas.quantize import model_size_bytes
 from simqnas.shard import EvaluationContext
 from simqnas.statistics import decode_correct, encode_correct
-from simqnas.summary import split_unstable_latency
+from simqnas.summary import prefer_same_rounds, split_unstable_latency
 from simqnas.supernets.base import Arch
 
 log = logging.getLogger(__name__)
@@ -129,12 +129,16 @@ def baseline_test(context: EvaluationContext, precision: str, store: EvaluationS
 
 
 def run_front(evaluations: pd.DataFrame, objective: str) -> pd.DataFrame:
-    """The rows of one run on its own validation front, accuracy against the run's second objective (size
-    or measured latency), equal points all kept: every point a pooled front can pick is among them. An
+    """The rows of one run on its own validation front, accuracy against the run's second objective (size,
+    or latency as the summaries normalize it: over the all-INT8 baseline timed in the same rounds where a
+    row has that ratio), equal points all kept: every point a pooled front can pick is among them. An
     evaluation whose latency stayed unstable is on no front (`summary.split_unstable_latency`)."""
     evaluations = split_unstable_latency(evaluations)[0]
-    cost = OBJECTIVES[objective][0]
-    values = evaluations[["accuracy", cost]].to_numpy(dtype=float)
+    cost = evaluations[OBJECTIVES[objective][0]].astype(float)
+    if objective == "latency":
+        # the raw latency orders points differently from the same-rounds ratio the claims pick on
+        cost = prefer_same_rounds(evaluations, cost)
+    values = np.column_stack([evaluations["accuracy"].to_numpy(dtype=float), cost.to_numpy(dtype=float)])
     return evaluations[non_dominated_mask(values, (True, False))]
 
 

@@ -12,8 +12,10 @@ from simqnas.data import save_split
 from simqnas.evalstore import EvaluationStore
 from simqnas.heldout import baseline_test, evaluate_test, front_test_table, record_problem, run_front
 from simqnas.history import genome_column
+from simqnas.pareto import pareto_front_mask
 from simqnas.shard import EvaluationContext, evaluate_baseline, evaluate_quality
 from simqnas.statistics import decode_correct
+from simqnas.summary import add_normalized_latency
 from tests.test_shard import job_files, load_context, split  # noqa: F401 (job_files is a fixture)
 
 
@@ -122,3 +124,24 @@ def test_an_unstable_latency_is_on_no_front_tested_on_the_held_out_split():
         }
     )
     assert run_front(evaluations, "latency")["evaluation"].tolist() == [0, 2]
+
+
+def test_a_latency_front_is_taken_on_the_same_rounds_ratio_the_summaries_report():
+    """A latency job's candidate and its all-INT8 reference are timed in the same rounds; the summaries and
+    claims rank points by that ratio, so the points tested on the held-out split are picked by it too (the
+    raw latency of a point timed while the machine was slower can rank it otherwise)."""
+    evaluations = pd.DataFrame(
+        {
+            "evaluation": [0, 1, 2],
+            "accuracy": [0.80, 0.85, 0.90],
+            "latency_ms": [5.0, 6.0, 7.0],  # by raw latency, every point is on the front
+            "latency_reference_ratio": [1.0, 0.9, 1.1],  # by the ratio, point 1 dominates point 0
+            "latency_stable": [True, True, True],
+            "genome": genome_column(np.arange(6).reshape(3, 2)),
+        }
+    )
+    assert run_front(evaluations, "latency")["evaluation"].tolist() == [1, 2]
+    int8 = pd.DataFrame({"baseline": ["int8"], "host": ["local"], "latency_ms": [6.0]})
+    summarized = add_normalized_latency(evaluations.assign(host="local"), int8)
+    values = summarized[["accuracy", "normalized_latency"]].to_numpy(dtype=float)
+    assert summarized[pareto_front_mask(values, (True, False))]["evaluation"].tolist() == [1, 2]
