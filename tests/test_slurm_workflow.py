@@ -1,4 +1,4 @@
-"""The smoke workflow on a real SLURM cluster, checked against SLURM's own records and a local run.
+"""The smoke workflow on a real SLURM cluster, checked against SLURM's own records and the local smoke run.
 
 `config/smoke-slurm.yaml` (config/smoke.yaml's data, super-network and budgets; LINAS only) names two host
 profiles whose features are the cluster's two node features. The run goes through `--profile profiles/slurm
@@ -9,9 +9,11 @@ evaluation shard job in the middle of its work. Then:
   carrying its host profile's feature, and its results name that node and feature;
 - SLURM recorded the killed job as cancelled, Snakemake submitted it again, and the retry kept the evaluation
   the killed job had finished;
-- accuracy and size equal those of a local run of the same config with its hosts replaced by `local`
-  (accuracy and size do not depend on where they run; latency does, and it steers the latency search, so
-  there only networks both runs evaluated are compared).
+- accuracy and size equal those of the same LINAS searches in the local run of config/smoke.yaml
+  (`smoke_run`, tests/conftest.py: same data, super-network, seeds and budgets; accuracy and size do not
+  depend on where they run; latency does, and it steers the latency search, so there only networks both
+  runs evaluated are compared). The SLURM run has the machine to itself: a second, local run of its config
+  beside it cost CI more minutes than it filled of SLURM's scheduling gaps.
 
 Skipped unless a SLURM cluster answers (CI: `.ci/slurm/up.sh`, then `source /run/simqnas-slurm/env.sh`).
 """
@@ -19,7 +21,6 @@ Skipped unless a SLURM cluster answers (CI: `.ci/slurm/up.sh`, then `source /run
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -42,7 +43,6 @@ from tests.workflow_utils import copy_workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = "config/smoke-slurm.yaml"
-LOCAL_CONFIG = "config/smoke-slurm-local.yaml"
 NET = "bert"
 LATENCY_RULES = {"baseline_latency", "measure_latency", "remeasure_front_latency"}
 RUN_LOG = "results/logs/{net}/search/{space}-{obj}/{algo}/seed{seed}/it{it}/shard{shard}.log"
@@ -74,17 +74,6 @@ def finish(process: subprocess.Popen, workdir: Path, what: str, started: float) 
 
 def hosts() -> dict[str, dict]:
     return yaml.safe_load((ROOT / CONFIG).read_text())["hosts"]
-
-
-def local_config() -> dict:
-    """config/smoke-slurm.yaml with its hosts replaced by one `local` profile (same timing settings)."""
-    config = yaml.safe_load((ROOT / CONFIG).read_text())
-    first = next(iter(config["hosts"].values()))
-    config["hosts"] = {"local": {**first, "feature": None}}
-    for experiment in config["experiments"].values():
-        if experiment.get("host"):
-            experiment["host"] = "local"
-    return config
 
 
 class ShardKiller(threading.Thread):
@@ -149,33 +138,17 @@ class ShardKiller(threading.Thread):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict:
-    """The SLURM run and, at the same time, the local run of the same config: the local run fills the gaps
-    SLURM's scheduling leaves on CI's one machine (~10 s per job in a chain), which saves minutes of CI."""
+def slurm_run(tmp_path_factory) -> dict:
+    """The SLURM run of config/smoke-slurm.yaml, one evaluation shard killed in the middle of its work."""
     features = set().union(*node_features().values())
     wanted = {spec["feature"] for spec in hosts().values()}
     if not wanted <= features:
         pytest.skip(f"{CONFIG} needs node features {sorted(wanted)}; the cluster has {sorted(features)}")
-    local_dir = copy_workflow(tmp_path_factory.mktemp("slurm_smoke_local"))
-    (local_dir / LOCAL_CONFIG).write_text(yaml.safe_dump(local_config(), sort_keys=False))
-    local_env = {**os.environ, "SLURM_CONF": "/dev/null"}
-    local_env.pop("SLURMD_NODENAME", None)
     slurm_dir = copy_workflow(tmp_path_factory.mktemp("slurm_smoke"))
     killer = ShardKiller(slurm_dir, yaml.safe_load((ROOT / CONFIG).read_text())["shards"])
-
     started = time.time()
-    local = start_snakemake(
-        local_dir,
-        "--cores",
-        "2",
-        "results/figures",
-        "--configfile",
-        LOCAL_CONFIG,
-        env=local_env,
-        timeout=3000,
-    )
+    killer.start()
     try:
-        killer.start()
         slurm = start_snakemake(
             slurm_dir,
             "results/figures",
@@ -189,29 +162,12 @@ def runs(tmp_path_factory) -> dict:
             env=slurm_env(),
             timeout=3000,
         )
-        slurm_seconds = finish(slurm, slurm_dir, "SLURM smoke workflow", started)
-        killer.done.set()
-        killer.join(timeout=60)
-        local_seconds = finish(local, local_dir, f"local run of {LOCAL_CONFIG}", started)
+        seconds = finish(slurm, slurm_dir, "SLURM smoke workflow", started)
     finally:
         killer.done.set()
-        if local.poll() is None:
-            local.terminate()
-    print(f"SLURM smoke workflow {slurm_seconds:.0f} s, local run of the same config {local_seconds:.0f} s")
-    return {
-        "slurm": {"workdir": slurm_dir, "jobs": slurm_jobs(slurm_dir), "killer": killer},
-        "local": local_dir,
-    }
-
-
-@pytest.fixture(scope="module")
-def slurm_run(runs) -> dict:
-    return runs["slurm"]
-
-
-@pytest.fixture(scope="module")
-def local_run(runs) -> Path:
-    return runs["local"]
+        killer.join(timeout=60)
+    print(f"SLURM smoke workflow {seconds:.0f} s")
+    return {"workdir": slurm_dir, "jobs": slurm_jobs(slurm_dir), "killer": killer}
 
 
 def test_every_latency_job_ran_on_a_node_with_its_host_feature(slurm_run):
@@ -285,8 +241,10 @@ def evaluations(workdir: Path) -> pd.DataFrame:
     return pd.read_csv(workdir / f"results/{NET}/summary/evaluations.csv")
 
 
-def test_accuracy_and_size_equal_a_local_run(slurm_run, local_run):
-    on_slurm, local = evaluations(slurm_run["workdir"]), evaluations(local_run)
+def test_accuracy_and_size_equal_the_local_smoke_run(slurm_run, smoke_run):
+    on_slurm, local = evaluations(slurm_run["workdir"]), evaluations(smoke_run)
+    local = local[(local["space"] == "joint") & (local["algorithm"] == "linas")]
+    assert set(on_slurm["algorithm"]) == {"linas"} and set(on_slurm["space"]) == {"joint"}
     columns = ["candidate", "genome", "accuracy", "size_bytes"]
     # the size search does not depend on latency: the whole run is the same, the killed shard included
     size = [
@@ -309,7 +267,7 @@ def test_accuracy_and_size_equal_a_local_run(slurm_run, local_run):
     assert (both["accuracy_slurm"] == both["accuracy_local"]).all()
     assert (both["size_bytes_slurm"] == both["size_bytes_local"]).all()
     baselines = [
-        pd.read_csv(w / f"results/{NET}/summary/baselines.csv") for w in (slurm_run["workdir"], local_run)
+        pd.read_csv(w / f"results/{NET}/summary/baselines.csv") for w in (slurm_run["workdir"], smoke_run)
     ]
     quality = [b[b["host"].isna()].set_index("baseline")[["accuracy", "size_bytes"]] for b in baselines]
     pd.testing.assert_frame_equal(quality[0], quality[1], check_exact=True)
