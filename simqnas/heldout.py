@@ -24,12 +24,12 @@ from simqnas.candidate import (
     quantized_candidate,
 )
 from simqnas.evalstore import EvaluationStore, evaluation_key
-from simqnas.history import OBJECTIVES
+from simqnas.history import ranked_values
 from simqnas.pareto import non_dominated_mask
 from simqnas.quantize import model_size_bytes
 from simqnas.shard import EvaluationContext
 from simqnas.statistics import decode_correct, encode_correct
-from simqnas.summary import prefer_same_rounds, split_unstable_latency
+from simqnas.summary import split_unstable_latency
 from simqnas.supernets.base import Arch
 
 log = logging.getLogger(__name__)
@@ -134,12 +134,7 @@ def run_front(evaluations: pd.DataFrame, objective: str) -> pd.DataFrame:
     row has that ratio), equal points all kept: every point a pooled front can pick is among them. An
     evaluation whose latency stayed unstable is on no front (`summary.split_unstable_latency`)."""
     evaluations = split_unstable_latency(evaluations)[0]
-    cost = evaluations[OBJECTIVES[objective][0]].astype(float)
-    if objective == "latency":
-        # the raw latency orders points differently from the same-rounds ratio the claims pick on
-        cost = prefer_same_rounds(evaluations, cost)
-    values = np.column_stack([evaluations["accuracy"].to_numpy(dtype=float), cost.to_numpy(dtype=float)])
-    return evaluations[non_dominated_mask(values, (True, False))]
+    return evaluations[non_dominated_mask(ranked_values(evaluations, objective), (True, False))]
 
 
 def front_test_table(

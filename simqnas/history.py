@@ -17,6 +17,7 @@ import pandas as pd
 
 from simqnas.io import write_json_atomic
 from simqnas.search.base import History, Objective
+from simqnas.summary import prefer_same_rounds
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,16 @@ OBJECTIVES: dict[str, tuple[str, bool]] = {
 def objectives_for(second: str) -> tuple[Objective, ...]:
     """Accuracy is always the first objective; `second` is size or latency."""
     return tuple(Objective(name, OBJECTIVES[name][1]) for name in ("accuracy", second))
+
+
+def ranked_values(frame: pd.DataFrame, second: str) -> np.ndarray:
+    """(accuracy, second objective) of each row as searches and run fronts rank them: latency as the ratio
+    over the all-INT8 baseline timed in the same rounds where a row has it (what the summaries report as
+    normalized latency), so that a slow spell of the machine steers neither a search nor a front."""
+    cost = frame[OBJECTIVES[second][0]].astype(float)
+    if second == "latency":
+        cost = prefer_same_rounds(frame, cost)
+    return np.column_stack([frame["accuracy"].to_numpy(dtype=float), cost.to_numpy(dtype=float)])
 
 
 def write_candidates(path: str | Path, genomes: np.ndarray, meta: dict[str, Any]) -> None:
@@ -57,7 +68,7 @@ def history_from_tables(tables: Sequence[str | Path], n_genes: int, second: str)
     if missing.any():
         raise ValueError(f"{tables[-1]}: {int(missing.sum())} evaluations lack {columns}")
     genomes = np.array([json.loads(g) for g in frame["genome"]], dtype=np.int64).reshape(len(frame), n_genes)
-    return History(genomes, frame[columns].to_numpy(dtype=float), objectives)
+    return History(genomes, ranked_values(frame, second), objectives)
 
 
 def check_measurements(frame: pd.DataFrame, columns: Sequence[str], source: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 from simqnas.data import save_split
 from simqnas.evalstore import EvaluationStore
 from simqnas.heldout import baseline_test, evaluate_test, front_test_table, record_problem, run_front
-from simqnas.history import genome_column
+from simqnas.history import genome_column, history_from_tables
 from simqnas.pareto import pareto_front_mask
 from simqnas.shard import EvaluationContext, evaluate_baseline, evaluate_quality
 from simqnas.statistics import decode_correct
@@ -145,3 +145,22 @@ def test_a_latency_front_is_taken_on_the_same_rounds_ratio_the_summaries_report(
     summarized = add_normalized_latency(evaluations.assign(host="local"), int8)
     values = summarized[["accuracy", "normalized_latency"]].to_numpy(dtype=float)
     assert summarized[pareto_front_mask(values, (True, False))]["evaluation"].tolist() == [1, 2]
+
+
+def test_a_latency_search_ranks_its_history_by_the_same_rounds_ratio(tmp_path):
+    """The search sees latency as the fronts and summaries do: a candidate timed while the machine was
+    slower (raw latency up, its ratio to the baseline timed beside it unchanged) keeps its rank."""
+    evaluated = pd.DataFrame(
+        {
+            "candidate": [0, 1],
+            "accuracy": [0.80, 0.85],
+            "size_bytes": [10, 20],
+            "latency_ms": [5.0, 9.0],
+            "latency_reference_ratio": [1.0, 0.9],
+            "genome": genome_column(np.arange(4).reshape(2, 2)),
+        }
+    )
+    evaluated.to_csv(tmp_path / "evaluated.csv", index=False)
+    tables = [tmp_path / "evaluated.csv"]
+    assert history_from_tables(tables, 2, "latency").values.tolist() == [[0.80, 1.0], [0.85, 0.9]]
+    assert history_from_tables(tables, 2, "size").values.tolist() == [[0.80, 10], [0.85, 20]]
