@@ -31,30 +31,6 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 TEXT_SOURCES = {"sentence_polarity", "glue_sst2"}
 IMAGE_SOURCES = {"fashion_mnist", "image_folder"}
 SOURCES_NEEDING_PATH = {"glue_sst2", "image_folder"}
-FAMILY_MODALITY = {"bert": "text", "vit": "image", "multiway": "image", "resnet": "image"}
-_TRANSFORMER_SHAPE = {"num_layers", "num_heads", "ffn_size", "hidden_size", "patch_size", "dropout"}
-#: the `architecture` keys each family's `from_config` reads (the schema lists their union)
-ARCHITECTURE_KEYS = {
-    "bert": {"pooling"},
-    "vit": _TRANSFORMER_SHAPE | {"attention_dropout"},
-    "multiway": _TRANSFORMER_SHAPE | {"attention_dropout", "fixed_ends"},
-    "resnet": {
-        "stem_channels",
-        "stage_widths",
-        "base_depths",
-        "depth_choices",
-        "expand_ratios",
-        "width_mults",
-        "stem_stride",
-        "max_pool",
-        "channel_divisor",
-    },
-}
-#: files a `pretrained` folder must hold, per family (what its loader reads)
-PRETRAINED_FILES = {"bert": ("config.json", "model.safetensors"), "vit": ("config.json", "model.safetensors")}
-#: families whose `pretrained` is one checkpoint file (the official BEiT-3 or OFA-ResNet .pth, or a
-#: .safetensors)
-PRETRAINED_FILE_FAMILIES = {"multiway", "resnet"}
 #: where every rule writes (paths in rules/*.smk are relative to the working directory)
 RESULTS = Path("results")
 #: the search whose final Pareto front is measured again on every host profile (simqnas.host_front)
@@ -315,17 +291,43 @@ def _saved_network(path: Path, family: str, where: str) -> SuperNetwork:
     return network
 
 
-def _check_pretrained(path: Path, family: str, where: str) -> None:
+def _family(name: str) -> type[SuperNetwork]:
+    """The class of a super-network family (the schema has checked the name): what it declares about itself
+    (`modality`, `architecture_keys`, `pretrained_files`) is what the checks here read."""
+    from simqnas.supernets import FAMILIES
+
+    return FAMILIES[name]
+
+
+def _check_family(net: dict[str, Any], dataset: dict[str, Any], where: str, base: Path) -> None:
+    """What the network's family reads: its kind of dataset, its `architecture` keys, its pre-trained
+    weights' files."""
+    family = _family(net["family"])
+    if dataset["kind"] != family.modality:
+        raise ConfigError(
+            f"config: {where}.dataset: family '{net['family']}' needs a {family.modality} dataset, "
+            f"'{net['dataset']}' is {dataset['kind']}"
+        )
+    for key in net.get("architecture") or {}:
+        if key not in family.architecture_keys:
+            raise ConfigError(
+                f"config: {where}.architecture.{key}: not a parameter of the {net['family']} family"
+            )
+    if net.get("pretrained"):
+        _check_pretrained(base / net["pretrained"], family, f"{where}.pretrained")
+
+
+def _check_pretrained(path: Path, family: type[SuperNetwork], where: str) -> None:
     """Pre-trained weights (a folder with the files the family's loader reads, or one checkpoint file)
     readable, not truncated, finite."""
-    if family in PRETRAINED_FILE_FAMILIES:
+    if family.pretrained_files is None:
         if not path.is_file():
             raise ConfigError(f"config: {where}: {path} is not a file")
         _weight_shapes(path, where)
         return
     if not path.is_dir():
         raise ConfigError(f"config: {where}: {path} is not a folder")
-    for name in PRETRAINED_FILES.get(family, ()):
+    for name in family.pretrained_files:
         if not (path / name).is_file():
             raise ConfigError(f"config: {where}: {path / name} not found")
         if name.endswith(".safetensors"):
@@ -393,8 +395,10 @@ def check_results_folder(results: Path = RESULTS) -> None:
 def check_config(config: dict[str, Any], base: Path = Path(), networks: bool = True) -> list[SearchRun]:
     """Validate everything that can be known before a job runs; return the search runs it defines.
 
-    `networks`: also build every super-network without memory (meta device; a second or two, importing
-    torch) to check its checkpoint's hyperparameters and every choice of its space, as its first job would.
+    `networks`: also check every super-network against its family (dataset kind, architecture keys,
+    pre-trained files and checkpoint, as the family class declares them) and build it without memory (meta
+    device; a second or two, importing torch) to check every choice of its space, as its first job would.
+    Jobs skip this: the workflow's main process has done it before any job started.
     """
     _check_values(config)
     validate_schema(config)
@@ -427,26 +431,15 @@ def check_config(config: dict[str, Any], base: Path = Path(), networks: bool = T
             raise ConfigError(
                 f"config: {where}.dataset: unknown dataset '{net['dataset']}' (defined: {sorted(datasets)})"
             )
-        modality = FAMILY_MODALITY[net["family"]]
-        if datasets[net["dataset"]]["kind"] != modality:
-            raise ConfigError(
-                f"config: {where}.dataset: family '{net['family']}' needs a {modality} dataset, "
-                f"'{net['dataset']}' is {datasets[net['dataset']]['kind']}"
-            )
-        for key in net.get("architecture") or {}:
-            if key not in ARCHITECTURE_KEYS[net["family"]]:
-                raise ConfigError(
-                    f"config: {where}.architecture.{key}: not a parameter of the {net['family']} family"
-                )
         for key in ("pretrained", "checkpoint"):
             path = net.get(key)
             if path and not (base / path).exists():
                 raise ConfigError(f"config: {where}.{key}: not found: {path}")
         saved = None
-        if net.get("checkpoint"):
-            saved = _saved_network(base / net["checkpoint"], net["family"], f"{where}.checkpoint")
-        if net.get("pretrained"):
-            _check_pretrained(base / net["pretrained"], net["family"], f"{where}.pretrained")
+        if networks:
+            _check_family(net, datasets[net["dataset"]], where, base)
+            if net.get("checkpoint"):
+                saved = _saved_network(base / net["checkpoint"], net["family"], f"{where}.checkpoint")
         space = load_space(net["space"], f"{where}.space", base)
         calibration = net.get("calibration", {}).get("samples", 64)
         available = datasets[net["dataset"]]["splits"]["calibration"]

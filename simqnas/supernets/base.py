@@ -33,6 +33,14 @@ class SuperNetwork(nn.Module, ABC):
     family: ClassVar[str]
     #: names of the tensors a forward pass takes, in order (keys of the data files)
     input_names: ClassVar[tuple[str, ...]]
+    # What a family declares about itself for the start check (simqnas.config), so that adding a family
+    # touches its own module and the config schema only:
+    #: the kind of dataset it reads ("text" or "image")
+    modality: ClassVar[str]
+    #: the `architecture` keys of the workflow config its `from_config` reads
+    architecture_keys: ClassVar[frozenset[str]]
+    #: the files a `pretrained` folder must hold for its loader; None: `pretrained` is one checkpoint file
+    pretrained_files: ClassVar[tuple[str, ...] | None] = None
 
     @abstractmethod
     def set_active(self, arch: Arch | None) -> None:

@@ -22,7 +22,7 @@ from simqnas.data.batching import Data, Inputs, length_sorted_batches
 from simqnas.embedded import minilm_dir
 from simqnas.nn.elastic import Encoder, attention_bias
 from simqnas.supernets.base import load_named_weights
-from simqnas.supernets.transformer import TransformerSuperNetwork
+from simqnas.supernets.transformer import HUGGING_FACE_FILES, TransformerSuperNetwork
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,9 @@ class BertSuperNetwork(TransformerSuperNetwork, BertClassifier):
     """Elastic BERT classifier: layers, heads per layer and FFN neurons per layer."""
 
     family = "bert"
+    modality = "text"
+    architecture_keys = frozenset({"pooling"})
+    pretrained_files = HUGGING_FACE_FILES
     static_class = BertClassifier
     encoder_path = "bert.encoder"
 

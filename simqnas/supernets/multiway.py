@@ -31,7 +31,7 @@ from simqnas.nn.elastic import Encoder
 from simqnas.nn.quantizable import PRECISIONS
 from simqnas.nn.vision import PatchEmbeddings, init_vit_weights
 from simqnas.supernets.base import load_named_weights, read_checkpoint
-from simqnas.supernets.transformer import TransformerSuperNetwork
+from simqnas.supernets.transformer import TRANSFORMER_SHAPE, TransformerSuperNetwork
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,8 @@ class MultiwaySuperNetwork(TransformerSuperNetwork, MultiwayClassifier):
     """
 
     family = "multiway"
+    modality = "image"
+    architecture_keys = TRANSFORMER_SHAPE | {"fixed_ends"}
     static_class = MultiwayClassifier
     encoder_path = "beit3.encoder"
 

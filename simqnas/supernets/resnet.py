@@ -68,6 +68,20 @@ class ResNetSuperNetwork(SuperNetwork, ResNet):
     """Elastic depth per stage (and stem), expand ratio per block, width multiplier per stage (and stem)."""
 
     family = "resnet"
+    modality = "image"
+    architecture_keys = frozenset(
+        {
+            "stem_channels",
+            "stage_widths",
+            "base_depths",
+            "depth_choices",
+            "expand_ratios",
+            "width_mults",
+            "stem_stride",
+            "max_pool",
+            "channel_divisor",
+        }
+    )
 
     def __init__(
         self,

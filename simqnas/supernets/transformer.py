@@ -21,6 +21,12 @@ from simqnas.nn.quantizable import quantizable_layers
 from simqnas.supernets.base import Arch, SuperNetwork, arch_values, integer_value
 
 ARCH_PARAMS = ("num_layers", "num_heads", "ffn_size")
+#: the `architecture` keys of a vision transformer built from scratch
+TRANSFORMER_SHAPE = frozenset(
+    {"num_layers", "num_heads", "ffn_size", "hidden_size", "patch_size", "dropout", "attention_dropout"}
+)
+#: what a Hugging Face model folder holds for `from_pretrained`
+HUGGING_FACE_FILES = ("config.json", "model.safetensors")
 
 
 class TransformerSuperNetwork(SuperNetwork):

@@ -29,7 +29,7 @@ from simqnas.data.image import image_geometry
 from simqnas.nn.elastic import Encoder
 from simqnas.nn.vision import PatchEmbeddings, init_vit_weights
 from simqnas.supernets.base import load_named_weights
-from simqnas.supernets.transformer import TransformerSuperNetwork
+from simqnas.supernets.transformer import HUGGING_FACE_FILES, TRANSFORMER_SHAPE, TransformerSuperNetwork
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,9 @@ class VitSuperNetwork(TransformerSuperNetwork, VitClassifier):
     """
 
     family = "vit"
+    modality = "image"
+    architecture_keys = TRANSFORMER_SHAPE
+    pretrained_files = HUGGING_FACE_FILES
     static_class = VitClassifier
     encoder_path = "vit.encoder"
 
