@@ -16,6 +16,7 @@ import logging
 import os
 import stat
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,31 @@ class EvaluationStore:
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None
+
+
+@dataclass
+class StoredEvaluation:
+    """One evaluation as a store knows it: its key fields, key, the check its records must pass, and its
+    record (None: not stored yet, or the stored entry refused by the check)."""
+
+    fields: dict[str, Any]
+    key: str
+    check: RecordCheck
+    record: dict[str, Any] | None
+
+    @classmethod
+    def look_up(cls, store: EvaluationStore, fields: dict[str, Any], check: RecordCheck) -> StoredEvaluation:
+        key = evaluation_key(**fields)
+        return cls(fields, key, check, store.get(key, check=check))
+
+    def put(self, store: EvaluationStore, record: dict[str, Any], what: str) -> None:
+        """Store a fresh evaluation of `what` (e.g. "candidate 3"), refusing one that came back invalid:
+        it would be reused forever."""
+        problem = self.check(record)
+        if problem:
+            raise ValueError(f"{what}: the evaluation returned {problem}; not stored")
+        store.put(self.key, record, fields=self.fields)
+        self.record = record
 
 
 def _read_entry(path: Path) -> str:

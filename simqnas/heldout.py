@@ -23,7 +23,7 @@ from simqnas.candidate import (
     full_network_policy,
     quantized_candidate,
 )
-from simqnas.evalstore import EvaluationStore, evaluation_key
+from simqnas.evalstore import EvaluationStore, StoredEvaluation
 from simqnas.history import ranked_values
 from simqnas.pareto import non_dominated_mask
 from simqnas.quantize import model_size_bytes
@@ -78,17 +78,13 @@ def _measure(context: EvaluationContext, arch: Arch, policy: Mapping[str, str]) 
 def _stored(
     context: EvaluationContext, store: EvaluationStore, arch: Arch, policy: Mapping[str, str]
 ) -> tuple[dict[str, Any], str, bool]:
-    fields = {**context.quality_fields(arch, policy), "metric": METRIC}
-    key = evaluation_key(**fields)
-    record = store.get(key, check=record_problem)
-    if record is not None:
-        return record, key, True
-    record = _measure(context, arch, policy)
-    problem = record_problem(record)
-    if problem:  # a bug, not a measurement: never store it
-        raise ValueError(f"test evaluation: {problem}; not stored")
-    store.put(key, record, fields=fields)
-    return record, key, False
+    stored = StoredEvaluation.look_up(
+        store, {**context.quality_fields(arch, policy), "metric": METRIC}, record_problem
+    )
+    cached = stored.record is not None
+    if not cached:
+        stored.put(store, _measure(context, arch, policy), "test evaluation")
+    return stored.record, stored.key, cached
 
 
 def evaluate_test(

@@ -10,7 +10,7 @@ it was working on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from simqnas.candidate import (
     timed_inputs,
 )
 from simqnas.data import load_split
-from simqnas.evalstore import EvaluationStore, evaluation_key, safetensors_sha256
+from simqnas.evalstore import EvaluationStore, StoredEvaluation, safetensors_sha256
 from simqnas.history import QUALITY_COLUMNS
 from simqnas.latency import GatedLatency, HostProfile, machine_columns
 from simqnas.space import SearchSpace
@@ -179,21 +179,6 @@ def latency_problem(record: Mapping[str, Any]) -> str | None:
     return None if gated.stats.min > 0 else "latency of 0 ms"
 
 
-def _store_checked(
-    store: EvaluationStore,
-    key: str,
-    record: dict[str, Any],
-    fields: dict[str, Any],
-    check: Callable[[Mapping[str, Any]], str | None],
-    index: int,
-) -> None:
-    """Store a fresh evaluation, refusing one that came back invalid (it would be reused forever)."""
-    problem = check(record)
-    if problem:
-        raise ValueError(f"candidate {index}: the evaluation returned {problem}; not stored")
-    store.put(key, record, fields=fields)
-
-
 #: what a quality record stores of an evaluation
 QUALITY_RECORD = ("accuracy", "size_bytes", "timings_s")
 
@@ -218,27 +203,6 @@ def _log_quality(index: int, record: Mapping[str, Any], cached: bool) -> None:
     )
 
 
-@dataclass
-class _Stored:
-    """An evaluation's key fields, key and stored record (None: not stored yet, or refused by `check`)."""
-
-    fields: dict[str, Any]
-    key: str
-    check: Callable[[Mapping[str, Any]], str | None]
-    record: dict[str, Any] | None
-
-    @classmethod
-    def look_up(
-        cls, store: EvaluationStore, fields: dict[str, Any], check: Callable[[Mapping[str, Any]], str | None]
-    ) -> _Stored:
-        key = evaluation_key(**fields)
-        return cls(fields, key, check, store.get(key, check=check))
-
-    def store(self, record: dict[str, Any], store: EvaluationStore, index: int) -> None:
-        _store_checked(store, self.key, record, self.fields, self.check, index)
-        self.record = record
-
-
 def evaluate_quality(
     context: EvaluationContext, genomes: Iterable[tuple[int, np.ndarray]], store: EvaluationStore
 ) -> pd.DataFrame:
@@ -246,11 +210,11 @@ def evaluate_quality(
     rows = []
     for index, genome in genomes:
         arch, policy = context.candidate(genome)
-        quality = _Stored.look_up(store, context.quality_fields(arch, policy), quality_problem)
+        quality = StoredEvaluation.look_up(store, context.quality_fields(arch, policy), quality_problem)
         cached = quality.record is not None
         if not cached:
             result = context.evaluate(arch, policy, None, measure_accuracy=True)
-            quality.store({k: result[k] for k in QUALITY_RECORD}, store, index)
+            quality.put(store, {k: result[k] for k in QUALITY_RECORD}, f"candidate {index}")
         _log_quality(index, quality.record, cached)
         rows.append(_quality_row(index, quality.record, quality.key, cached))
     return pd.DataFrame(rows, columns=QUALITY_COLUMNS)
@@ -308,11 +272,13 @@ def measure_on_host(
     for index, genome in genomes:
         arch, policy = context.candidate(genome)
         quality = (
-            _Stored.look_up(store, context.quality_fields(arch, policy), quality_problem)
+            StoredEvaluation.look_up(store, context.quality_fields(arch, policy), quality_problem)
             if with_quality
             else None
         )
-        latency = _Stored.look_up(store, context.latency_fields(arch, policy, host, machine), latency_problem)
+        latency = StoredEvaluation.look_up(
+            store, context.latency_fields(arch, policy, host, machine), latency_problem
+        )
         todo.append((index, arch, policy, quality, latency))
     reference = compiled_reference(context, host) if any(t[4].record is None for t in todo) else None
     rows = []
@@ -328,10 +294,10 @@ def measure_on_host(
                 reference=reference,
             )
             if not quality_cached:
-                quality.store({k: result[k] for k in QUALITY_RECORD}, store, index)
+                quality.put(store, {k: result[k] for k in QUALITY_RECORD}, f"candidate {index}")
             if not latency_cached:
                 record = {"latency": result["latency"], "host_info": dict(machine)}
-                latency.store({**record, "timings_s": result["timings_s"]}, store, index)
+                latency.put(store, {**record, "timings_s": result["timings_s"]}, f"candidate {index}")
         row = _latency_row(index, latency.record, latency.key, latency_cached, host)
         if quality is not None:
             row = {**_quality_row(index, quality.record, quality.key, quality_cached), **row}

@@ -12,12 +12,11 @@ import torch
 import yaml
 
 from simqnas.data import save_split
-from simqnas.evalstore import EvaluationStore, evaluation_key
+from simqnas.evalstore import EvaluationStore, StoredEvaluation, evaluation_key
 from simqnas.history import gather_iteration, history_from_tables
 from simqnas.latency import HostProfile
 from simqnas.shard import (
     EvaluationContext,
-    _store_checked,
     evaluate_baseline,
     evaluate_quality,
     latency_problem,
@@ -216,12 +215,11 @@ def test_an_invalid_fresh_evaluation_is_not_stored(tmp_path, record, problem):
     """An evaluation that comes back NaN, negative or out of range fails its job with one line naming the
     candidate and the value, and is not stored (a stored one would be reused by every later run)."""
     store = EvaluationStore(tmp_path / "evals")
-    fields = {"metric": "quality", "candidate": 7}
-    key = evaluation_key(**fields)
+    stored = StoredEvaluation.look_up(store, {"metric": "quality", "candidate": 7}, quality_problem)
     with pytest.raises(ValueError, match=rf"candidate 7: the evaluation returned {problem}") as error:
-        _store_checked(store, key, record, fields, quality_problem, 7)
+        stored.put(store, record, "candidate 7")
     assert "\n" not in str(error.value)
-    assert not store.path(key).exists()
+    assert not store.path(stored.key).exists() and stored.record is None
 
 
 def test_latency_records_are_checked():
