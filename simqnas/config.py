@@ -390,11 +390,31 @@ def check_results_folder(results: Path = RESULTS) -> None:
         raise ConfigError(f"{results}: not writable ({error.strerror or error}: {folder})") from None
 
 
-def check_config(config: dict[str, Any], base: Path = Path(), networks: bool = True) -> list[SearchRun]:
+def _check_execution(net: dict[str, Any], where: str, devices: bool) -> None:
+    """The training sections' processes, device and precision (simqnas.execution); with `devices`, also that
+    this machine has what they ask for (a local run: its jobs run here)."""
+    from simqnas.execution import ExecutionError, resolve_device, split_execution
+
+    for section in ("teacher", "training"):
+        if not net.get(section):
+            continue
+        try:
+            _, execution = split_execution(net[section], f"{where}.{section}")
+            if devices:
+                resolve_device(execution, f"{where}.{section}")
+        except ExecutionError as error:
+            raise ConfigError(f"config: {error}") from None
+
+
+def check_config(
+    config: dict[str, Any], base: Path = Path(), networks: bool = True, devices: bool = False
+) -> list[SearchRun]:
     """Validate everything that can be known before a job runs; return the search runs it defines.
 
     `networks`: also build every super-network without memory (meta device; a second or two, importing
     torch) to check its checkpoint's hyperparameters and every choice of its space, as its first job would.
+    `devices`: also check that this machine gives the training sections' `device` (a GPU for `cuda`), for a
+    run whose jobs run here; on a cluster each training job checks its own node when it starts.
     """
     _check_values(config)
     validate_schema(config)
@@ -448,6 +468,7 @@ def check_config(config: dict[str, Any], base: Path = Path(), networks: bool = T
         if net.get("pretrained"):
             _check_pretrained(base / net["pretrained"], net["family"], f"{where}.pretrained")
         space = load_space(net["space"], f"{where}.space", base)
+        _check_execution(net, where, devices)
         calibration = net.get("calibration", {}).get("samples", 64)
         available = datasets[net["dataset"]]["splits"]["calibration"]
         if calibration > available:

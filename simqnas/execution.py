@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.distributed as dist
+if TYPE_CHECKING:  # torch loads lazily: the config check at workflow start reads these settings without it
+    import torch
 
 DEVICES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
@@ -70,6 +70,8 @@ def split_execution(section: Mapping[str, Any], where: str) -> tuple[dict[str, A
 
 def resolve_device(execution: Execution, where: str, local_rank: int = 0) -> torch.device:
     """The torch device of this process, refusing (one line) what the machine cannot give."""
+    import torch
+
     if execution.device == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
@@ -92,6 +94,8 @@ def resolve_device(execution: Execution, where: str, local_rank: int = 0) -> tor
 
 def world() -> tuple[int, int]:
     """(rank, world size) of this process: (0, 1) unless a torch.distributed process group is running."""
+    import torch.distributed as dist
+
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -100,4 +104,6 @@ def world() -> tuple[int, int]:
 def barrier() -> None:
     """Wait for every process of the group (nothing to wait for in a single process)."""
     if world()[1] > 1:
+        import torch.distributed as dist
+
         dist.barrier()
