@@ -5,6 +5,7 @@ import logging
 import sys
 
 from simqnas.data import load_split
+from simqnas.data.streaming import load_training_split
 from simqnas.distributed import train_in_processes
 from simqnas.execution import ExecutionError, resolve_device, split_execution
 from simqnas.io import write_json_atomic
@@ -36,7 +37,7 @@ if execution.processes > 1:
 else:
     accuracy = finetune_teacher(
         teacher,
-        load_split(snakemake.input.train),
+        load_training_split(snakemake.input.train, execution.workers),
         load_split(snakemake.input.validation),
         checkpoint_dir=snakemake.params.checkpoint_dir,
         execution=execution,

@@ -8,6 +8,7 @@ import torch
 import yaml
 
 from simqnas.data import load_split
+from simqnas.data.streaming import load_training_split
 from simqnas.distributed import train_in_processes
 from simqnas.execution import ExecutionError, resolve_device, split_execution
 from simqnas.io import write_json_atomic, write_text_atomic
@@ -19,14 +20,16 @@ from simqnas.training import train_supernet, validation_accuracy
 log_to(snakemake.log[0])
 spec = snakemake.params.supernet
 where = f"supernets.{snakemake.wildcards.net}.training"
-train, validation = load_split(snakemake.input.train), load_split(snakemake.input.validation)
+validation = load_split(snakemake.input.validation)
 device = torch.device("cpu")
+settings, execution = split_execution(spec["training"] or {}, where)
+# a streamed training split (datasets.<name>.stream) is decoded as it is read, by `workers` processes
+train = load_training_split(snakemake.input.train, execution.workers)
 if hasattr(snakemake.input, "checkpoint"):
     supernet = load_supernet(snakemake.input.checkpoint)
     space = resolve_space(space_from_spec(spec["space"], "supernet.space"), supernet)
     metrics = {"source": snakemake.input.checkpoint}
 else:
-    settings, execution = split_execution(spec["training"], where)
     try:
         device = resolve_device(execution, where)
     except ExecutionError as error:

@@ -439,6 +439,11 @@ def check_config(
             raise ConfigError(f"config: {where}.tokenizer: folder not found: {tokenizer}")
         if dataset["kind"] == "text":
             _check_text_rows(dataset, where, base)
+        if dataset.get("stream") and dataset["source"] != "image_folder":
+            raise ConfigError(
+                f"config: {where}.stream: only an image_folder's training split can be streamed (read file "
+                f"by file as training goes), not a {dataset['source']} one"
+            )
 
     spaces: dict[str, tuple[SearchSpace, SuperNetwork | None]] = {}
     for name, net in supernets.items():

@@ -18,6 +18,7 @@ torchrun here places the processes on the one node SLURM gave the job (docs/clus
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 
 import simqnas
-from simqnas.data import load_split
+from simqnas.data.streaming import load_training_split
 from simqnas.execution import Execution, resolve_device, world
 from simqnas.io import write_json_atomic
 from simqnas.space import SearchSpace
@@ -101,11 +102,7 @@ def train_in_processes(
         "validation": str(validation),
         "checkpoint_dir": str(checkpoint_dir),
         "settings": dict(settings),
-        "execution": {
-            "processes": execution.processes,
-            "device": execution.device,
-            "precision": execution.precision,
-        },
+        "execution": dataclasses.asdict(execution),
         "result_weights": str(result_weights),
         "result": str(result_file),
     }
@@ -148,7 +145,8 @@ def run_job(job: Mapping[str, Any], device: torch.device) -> Any:
     """One process's part of a job file's training (inside a process group, or alone)."""
     execution = Execution(**job["execution"])
     model = load_supernet(job["model"])
-    train, validation = load_split(job["train"]), load_split(job["validation"])
+    train = load_training_split(job["train"], execution.workers)
+    validation = load_training_split(job["validation"], execution.workers)
     common = {"checkpoint_dir": job["checkpoint_dir"], "execution": execution, "device": device}
     if job["kind"] == "teacher":
         result: Any = finetune_teacher(model, train, validation, **common, **job["settings"])

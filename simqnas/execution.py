@@ -19,7 +19,9 @@ if TYPE_CHECKING:  # torch loads lazily: the config check at workflow start read
 DEVICES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 #: the config keys of a training section that say where the job runs, not what it trains
-EXECUTION_KEYS = ("processes", "device", "precision")
+EXECUTION_KEYS = ("processes", "device", "precision", "workers")
+#: those a checkpoint records (`workers` changes no result: a streamed row's augmentation is seeded by row)
+RECORDED_KEYS = ("processes", "device", "precision")
 
 
 class ExecutionError(ValueError):
@@ -29,11 +31,13 @@ class ExecutionError(ValueError):
 @dataclass(frozen=True)
 class Execution:
     """processes: data-parallel workers (DistributedDataParallel, launched by torchrun when > 1);
-    device: cpu | cuda; precision: fp32 | bf16 (autocast of the forward pass)."""
+    device: cpu | cuda; precision: fp32 | bf16 (autocast of the forward pass); workers: DataLoader processes
+    decoding a streamed training split, per training process."""
 
     processes: int = 1
     device: str = "cpu"
     precision: str = "fp32"
+    workers: int = 2
 
     def settings(self) -> dict[str, Any]:
         """What a checkpoint records of the execution: only what differs from the default (one CPU process in
@@ -57,6 +61,10 @@ def split_execution(section: Mapping[str, Any], where: str) -> tuple[dict[str, A
         )
     if isinstance(execution.processes, bool) or not isinstance(execution.processes, int):
         raise ExecutionError(f"{where}.processes: {execution.processes!r} is not a whole number")
+    if isinstance(execution.workers, bool) or not isinstance(execution.workers, int) or execution.workers < 0:
+        raise ExecutionError(
+            f"{where}.workers: {execution.workers!r} is not a number of processes (0 or more)"
+        )
     if execution.processes < 1:
         raise ExecutionError(f"{where}.processes: {execution.processes} is not a positive number")
     batch_size = hyper.get("batch_size")

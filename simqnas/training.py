@@ -28,7 +28,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from simqnas.data.streaming import StreamingSplit
 from simqnas.execution import Execution, barrier, world
 from simqnas.io import atomic_path, write_json_atomic
 from simqnas.nn.elastic import reorder_by_importance_
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
     from simqnas.space import SearchSpace
 
 Split = Mapping[str, torch.Tensor]
+#: a training split: materialized tensors, or image files decoded (and augmented) as training reads them
+TrainSplit = Split | StreamingSplit
 #: warm-up share of all steps, as Hugging Face fine-tuning recipes for BERT use
 WARMUP_RATIO = 0.1
 WEIGHT_DECAY = 0.01
@@ -76,8 +79,11 @@ def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v[:, :length] if v.dim() == 2 and v.shape[1] == mask.shape[1] else v for k, v in batch.items()}
 
 
-def _batch(data: Split, rows: torch.Tensor | slice) -> dict[str, torch.Tensor]:
-    """The rows of a split (padding trimmed), with their row numbers as `rows`."""
+def _batch(data: TrainSplit, rows: torch.Tensor | slice) -> dict[str, torch.Tensor]:
+    """The rows of a split (padding trimmed; a streamed split's evaluation-transformed), with their row
+    numbers as `rows`."""
+    if isinstance(data, StreamingSplit):
+        return data.batch(rows)
     batch = trim_padding({k: v[rows] for k, v in data.items()})
     batch["rows"] = torch.arange(len(data["labels"]))[rows]
     return batch
@@ -115,7 +121,7 @@ def accuracy(model: nn.Module, data: Split, batch_size: int = 64) -> float:
 
 
 def validation_accuracy(
-    supernet: SuperNetwork, arch: Arch | None, train: Split, validation: Split, batch_size: int = 64
+    supernet: SuperNetwork, arch: Arch | None, train: TrainSplit, validation: Split, batch_size: int = 64
 ) -> float:
     """Validation accuracy of the super-network in configuration `arch` (None: the full network), after
     re-estimating the statistics that depend on it (`SuperNetwork.recalibrate_`: BatchNorm) on the first
@@ -130,8 +136,11 @@ def validation_accuracy(
     return accuracy(supernet, validation, batch_size)
 
 
-def fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
-    """A short content hash of named tensors (names, dtypes, shapes, values)."""
+def fingerprint(tensors: Mapping[str, torch.Tensor] | StreamingSplit) -> str:
+    """A short content hash of named tensors (names, dtypes, shapes, values); of a streamed split, its files,
+    labels and geometry."""
+    if isinstance(tensors, StreamingSplit):
+        return tensors.fingerprint()
     digest = hashlib.sha256()
     for key in sorted(tensors):
         tensor = tensors[key].detach().contiguous().reshape(-1)
@@ -166,7 +175,7 @@ def distillation_loss(
 
 def finetune_teacher(
     model: SuperNetwork,
-    train: Split,
+    train: TrainSplit,
     validation: Split,
     *,
     epochs: int,
@@ -219,7 +228,7 @@ def train_supernet(
     supernet: SuperNetwork,
     teacher: nn.Module | None,
     space: SearchSpace,
-    train: Split,
+    train: TrainSplit,
     validation: Split,
     *,
     epochs: int,
@@ -257,14 +266,21 @@ def train_supernet(
     if teacher is not None:
         teacher.to(device)
     soft_targets = None
-    if teacher is not None:
-        soft_targets = _teacher_logits(teacher, train, batch_size, checkpoint_dir, identity)
+    # a streamed split's images are augmented anew every epoch: the teacher sees each batch as it comes
+    if teacher is not None and not isinstance(train, StreamingSplit):
+        soft_targets = _teacher_logits(teacher, train, batch_size, checkpoint_dir, identity).to(device)
 
-    if soft_targets is not None:
-        soft_targets = soft_targets.to(device)
+    def targets(batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        if soft_targets is not None:
+            return soft_targets[batch["rows"]]
+        if teacher is None:
+            return None
+        teacher.eval()
+        with torch.no_grad():
+            return teacher(*_inputs(teacher, batch)).float()
 
     def loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        teacher_logits = None if soft_targets is None else soft_targets[batch["rows"]]
+        teacher_logits = targets(batch)
         logits = supernet(*_inputs(supernet, batch))
         return distillation_loss(logits, batch["labels"], teacher_logits, distill_temperature, distill_weight)
 
@@ -300,7 +316,7 @@ def train_supernet(
         ends = [largest] if largest == smallest else [largest, smallest]
         archs = [*ends, *(space.decode(g) for g in space.sample(subnets_per_step, rng))]
         _check_same_archs(archs)
-        teacher_logits = None if soft_targets is None else soft_targets[batch["rows"]]
+        teacher_logits = targets(batch)
         total = 0.0
         for k, arch in enumerate(archs):
             supernet.set_active(arch)
@@ -335,7 +351,7 @@ def train_supernet(
 
 def _teacher_logits(
     teacher: nn.Module,
-    train: Split,
+    train: TrainSplit,
     batch_size: int,
     checkpoint_dir: str | Path | None,
     identity: dict[str, Any],
@@ -464,9 +480,22 @@ def _check_same_archs(archs: list[Any]) -> None:
         raise RuntimeError(f"rank {world()[0]}: the step's sub-networks differ from rank 0's")
 
 
+def _epoch_batches(
+    train: TrainSplit, shares: list[torch.Tensor], seed: int, epoch: int, device: torch.device
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The epoch's batches of this process, on `device`: sliced from a materialized split as they are
+    needed, or decoded and augmented ahead by a streamed split's DataLoader workers."""
+    if isinstance(train, StreamingSplit):
+        for batch in train.batches(shares, seed, epoch):
+            yield _to(batch, device)
+    else:
+        for rows in shares:
+            yield _to(_batch(train, rows), device)
+
+
 def _fit(
     model: nn.Module,
-    train: Split,
+    train: TrainSplit,
     step: Callable[[nn.Module, dict[str, torch.Tensor], np.random.Generator, float], float],
     evaluate: Callable[[], dict[str, float]],
     *,
@@ -506,9 +535,10 @@ def _fit(
             mininterval=5,
             disable=rank != 0,
         )
-        for i in progress:
-            rows, scale = _shard(order[i * batch_size : (i + 1) * batch_size])
-            batch = _to(_batch(train, rows), device)
+        shares = [_shard(order[i * batch_size : (i + 1) * batch_size]) for i in range(steps_per_epoch)]
+        batches = _epoch_batches(train, [rows for rows, _ in shares], seed, epoch, device)
+        for i, batch in zip(progress, batches, strict=True):
+            scale = shares[i][1]
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(settings["lr"], epoch * steps_per_epoch + i, total_steps)
             optimizer.zero_grad(set_to_none=True)

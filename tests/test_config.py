@@ -88,6 +88,8 @@ def mutate(config: dict, path: str, value) -> dict:
         ("supernets.bert.training.processes", 1000, "supernets.bert.training.processes: 1000 processes"),
         ("supernets.bert.training.device", "tpu", "supernets.bert.training.device"),
         ("supernets.bert.teacher.precision", "fp16", "supernets.bert.teacher.precision"),
+        ("supernets.bert.training.workers", -1, "supernets.bert.training.workers"),
+        ("datasets.sentences.stream", True, "datasets.sentences.stream: only an image_folder"),
     ],
 )
 def test_bad_config_names_the_key(default, path, value, expected):
