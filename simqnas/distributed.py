@@ -138,6 +138,10 @@ def train_in_processes(
         )
     model.load_state_dict(load_file(str(result_weights)))
     model.eval()
+    # two more copies of the network would only take disk (a ViT-base: 350 MB each); the job file and
+    # result.json stay, as the record of what ran
+    for copy in (result_weights, folder / "initial.safetensors"):
+        copy.unlink(missing_ok=True)
     return json.loads(result_file.read_text())["result"]
 
 
