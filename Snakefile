@@ -35,8 +35,13 @@ if not workflow.overwrite_configfiles:
 
 
 try:
-    # the networks are built (without memory) once, by the main process, not again by every job
-    RUNS = check_config(config, networks=workflow.is_main_process)
+    # the networks are built (without memory) once, by the main process, not again by every job; a local
+    # run's jobs use this machine's devices, so a `cuda` it lacks is refused here (a cluster job checks its node)
+    RUNS = check_config(
+        config,
+        networks=workflow.is_main_process,
+        devices=workflow.is_main_process and workflow.local_exec,
+    )
     check_results_folder()
 except ConfigError as error:
     # one line naming the key, file or value, before any job runs

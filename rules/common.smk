@@ -121,6 +121,20 @@ def supernet_params(*keys, optional=()):
     return params
 
 
+def training_gpus(section):
+    """GPUs a training job asks for (`resources: gpu`, SLURM's --gpus): one per process when the config's
+    `device` is cuda, none otherwise (the default, so CPU-only configs submit as before).
+    """
+
+    def gpus(wildcards) -> int:
+        settings = SUPERNETS[wildcards.net].get(section) or {}
+        if settings.get("device") != "cuda":
+            return 0
+        return settings.get("processes") or 1
+
+    return gpus
+
+
 EVALUATION_KEYS = ("calibration", "evaluation")
 
 

@@ -19,6 +19,7 @@ rule finetune_teacher:
     resources:
         mem_mb=6000,
         runtime=240,
+        gpu=training_gpus("teacher"),
     params:
         supernet=supernet_params(
             "family", "pretrained", "teacher", optional=("architecture",)
@@ -48,6 +49,7 @@ rule train_supernet:
     resources:
         mem_mb=8000,
         runtime=600,
+        gpu=training_gpus("training"),
     params:
         supernet=supernet_params(
             "family",

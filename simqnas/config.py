@@ -392,13 +392,33 @@ def check_results_folder(results: Path = RESULTS) -> None:
         raise ConfigError(f"{results}: not writable ({error.strerror or error}: {folder})") from None
 
 
-def check_config(config: dict[str, Any], base: Path = Path(), networks: bool = True) -> list[SearchRun]:
+def _check_execution(net: dict[str, Any], where: str, devices: bool) -> None:
+    """The training sections' processes, device and precision (simqnas.execution); with `devices`, also that
+    this machine has what they ask for (a local run: its jobs run here)."""
+    from simqnas.execution import ExecutionError, resolve_device, split_execution
+
+    for section in ("teacher", "training"):
+        if not net.get(section):
+            continue
+        try:
+            _, execution = split_execution(net[section], f"{where}.{section}")
+            if devices:
+                resolve_device(execution, f"{where}.{section}")
+        except ExecutionError as error:
+            raise ConfigError(f"config: {error}") from None
+
+
+def check_config(
+    config: dict[str, Any], base: Path = Path(), networks: bool = True, devices: bool = False
+) -> list[SearchRun]:
     """Validate everything that can be known before a job runs; return the search runs it defines.
 
     `networks`: also check every super-network against its family (dataset kind, architecture keys,
     pre-trained files and checkpoint, as the family class declares them) and build it without memory (meta
     device; a second or two, importing torch) to check every choice of its space, as its first job would.
     Jobs skip this: the workflow's main process has done it before any job started.
+    `devices`: also check that this machine gives the training sections' `device` (a GPU for `cuda`), for a
+    run whose jobs run here; on a cluster each training job checks its own node when it starts.
     """
     _check_values(config)
     validate_schema(config)
@@ -423,6 +443,11 @@ def check_config(config: dict[str, Any], base: Path = Path(), networks: bool = T
             raise ConfigError(f"config: {where}.tokenizer: folder not found: {tokenizer}")
         if dataset["kind"] == "text":
             _check_text_rows(dataset, where, base)
+        if dataset.get("stream") and dataset["source"] != "image_folder":
+            raise ConfigError(
+                f"config: {where}.stream: only an image_folder's training split can be streamed (read file "
+                f"by file as training goes), not a {dataset['source']} one"
+            )
 
     spaces: dict[str, tuple[SearchSpace, SuperNetwork | None]] = {}
     for name, net in supernets.items():
@@ -441,6 +466,7 @@ def check_config(config: dict[str, Any], base: Path = Path(), networks: bool = T
             if net.get("checkpoint"):
                 saved = _saved_network(base / net["checkpoint"], net["family"], f"{where}.checkpoint")
         space = load_space(net["space"], f"{where}.space", base)
+        _check_execution(net, where, devices)
         calibration = net.get("calibration", {}).get("samples", 64)
         available = datasets[net["dataset"]]["splits"]["calibration"]
         if calibration > available:

@@ -84,6 +84,12 @@ def mutate(config: dict, path: str, value) -> dict:
         ("datasets.sentences.splits.test", 0, "datasets.sentences.splits.test"),
         ("datasets.sentences.splits.test", 3000, "datasets.sentences.splits"),
         ("iso_accuracy_margin_pp", -1, "iso_accuracy_margin_pp"),
+        ("supernets.bert.training.processes", 0, "supernets.bert.training.processes"),
+        ("supernets.bert.training.processes", 1000, "supernets.bert.training.processes: 1000 processes"),
+        ("supernets.bert.training.device", "tpu", "supernets.bert.training.device"),
+        ("supernets.bert.teacher.precision", "fp16", "supernets.bert.teacher.precision"),
+        ("supernets.bert.training.workers", -1, "supernets.bert.training.workers"),
+        ("datasets.sentences.stream", True, "datasets.sentences.stream: only an image_folder"),
     ],
 )
 def test_bad_config_names_the_key(default, path, value, expected):
@@ -111,3 +117,22 @@ def test_duplicate_references_are_refused():
     config["supernets"]["bert"]["references"] = ["bert_ref", "bert_ref"]
     with pytest.raises(ConfigError, match=r"^config: supernets\.bert\.references: .*non-unique"):
         check_config(config, base=ROOT)
+
+
+def test_execution_settings_pass_and_cuda_is_refused_only_where_the_jobs_run_here(default):
+    """processes, device and precision are the job's; `cuda` is checked against this machine only for a run
+    whose jobs run here (`devices`), since a cluster's submit host need not have the nodes' GPUs."""
+    import torch
+
+    config = mutate(default, "supernets.bert.training.processes", 2)
+    config = mutate(config, "supernets.bert.training.precision", "bf16")
+    config = mutate(config, "supernets.bert.teacher.device", "cuda")
+    assert check_config(config, base=ROOT, networks=False)
+    if torch.cuda.is_available():
+        return
+    with pytest.raises(ConfigError) as error:
+        check_config(config, base=ROOT, networks=False, devices=True)
+    assert str(error.value).startswith(
+        "config: supernets.bert.teacher.device: 'cuda' but torch.cuda.is_available() is False"
+    )
+    assert "\n" not in str(error.value)

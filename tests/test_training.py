@@ -233,3 +233,35 @@ def test_non_finite_weights_stop_training_before_a_checkpoint(tmp_path):
     ):
         finetune_teacher(model, train, validation, **SETTINGS, checkpoint_dir=tmp_path)
     assert not list(tmp_path.glob("epoch-*"))
+
+
+def test_bf16_autocast_trains_and_its_checkpoints_are_not_float32_ones(tmp_path, caplog):
+    """precision bf16: forward passes under bfloat16 autocast (weights stay float32), losses near the float32
+    run's; the checkpoint records the precision, so a float32 run does not resume it (and vice versa)."""
+    from simqnas.execution import Execution
+
+    train, validation = data(32, seed=1), data(16, seed=2)
+    fp32 = tiny()
+    expected = train_supernet(fp32, None, space(fp32), train, validation, **SETTINGS)
+    bf16 = tiny()
+    metrics = train_supernet(
+        bf16,
+        None,
+        space(bf16),
+        train,
+        validation,
+        checkpoint_dir=tmp_path,
+        execution=Execution(precision="bf16"),
+        **SETTINGS,
+    )
+    assert all(p.dtype == torch.float32 for p in bf16.parameters())
+    got = torch.tensor([loss for m in metrics for loss in m["step_losses"]])
+    want = torch.tensor([loss for m in expected for loss in m["step_losses"]])
+    assert not torch.equal(got, want)  # autocast did run in bfloat16
+    torch.testing.assert_close(got, want, rtol=0, atol=0.02)  # bfloat16 keeps 8 bits of mantissa
+    state = json.loads((tmp_path / "epoch-0002" / "state.json").read_text())
+    assert state["settings"]["precision"] == "bf16"
+    with caplog.at_level("WARNING"):
+        again = tiny()
+        train_supernet(again, None, space(again), train, validation, checkpoint_dir=tmp_path, **SETTINGS)
+    assert "checkpoint has precision='bf16', this run precision=None: starting afresh" in caplog.text

@@ -77,6 +77,7 @@ class ImagePart:
 
     labels: np.ndarray
     read: Any  # (row indices) -> uint8 (rows, channels, height, width)
+    files: tuple[Path, ...] | None = None  # the image files by row, for a streamed split (None: in memory)
 
 
 @dataclass(frozen=True)

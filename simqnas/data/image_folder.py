@@ -11,9 +11,8 @@ from PIL import Image, UnidentifiedImageError
 from simqnas.data.image import ARRAY_SUFFIX, ImagePart, ImageSource, class_files, folder_parts
 
 
-def read_image(path: Path, image_size: int, channels: int) -> np.ndarray:
-    """One image as uint8 (channels, image_size, image_size): the shorter side resized to `image_size`
-    (bilinear), then the centre cropped, as ImageNet evaluation transforms do."""
+def open_image(path: Path, channels: int) -> Image.Image:
+    """One image file (or .npy array) decoded with Pillow, as grey ("L") or RGB."""
     if path.suffix.lower() == ARRAY_SUFFIX:
         array = np.load(path, allow_pickle=False)
         if array.dtype != np.uint8 or array.ndim not in (2, 3):
@@ -27,14 +26,28 @@ def read_image(path: Path, image_size: int, channels: int) -> np.ndarray:
             image.load()
         except (UnidentifiedImageError, OSError) as error:
             raise ValueError(f"{path}: not a readable image ({error})") from None
-    image = image.convert("L" if channels == 1 else "RGB")
+    return image.convert("L" if channels == 1 else "RGB")
+
+
+def to_array(image: Image.Image, channels: int) -> np.ndarray:
+    """A Pillow image as uint8 (channels, height, width)."""
+    array = np.asarray(image, dtype=np.uint8)
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def centre_crop(image: Image.Image, image_size: int) -> Image.Image:
+    """The shorter side resized to `image_size` (bilinear), then the centre cropped, as ImageNet evaluation
+    transforms do."""
     scale = image_size / min(image.size)
     width, height = (max(image_size, round(side * scale)) for side in image.size)
     image = image.resize((width, height), Image.Resampling.BILINEAR)
     left, top = (width - image_size) // 2, (height - image_size) // 2
-    image = image.crop((left, top, left + image_size, top + image_size))
-    array = np.asarray(image, dtype=np.uint8)
-    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+    return image.crop((left, top, left + image_size, top + image_size))
+
+
+def read_image(path: Path, image_size: int, channels: int) -> np.ndarray:
+    """One image as uint8 (channels, image_size, image_size), evaluation-transformed (`centre_crop`)."""
+    return to_array(centre_crop(open_image(path, channels), image_size), channels)
 
 
 def load_image_folder(path: str | Path, image_size: int, channels: int) -> ImageSource:
@@ -46,7 +59,7 @@ def load_image_folder(path: str | Path, image_size: int, channels: int) -> Image
         def read(rows: np.ndarray) -> np.ndarray:
             return np.stack([read_image(files[i], image_size, channels) for i in rows])
 
-        return ImagePart(labels, read)
+        return ImagePart(labels, read, tuple(files))
 
     held_out = None
     if held_out_dir is not None:

@@ -9,6 +9,8 @@ leaves the other three exactly as they were.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +33,9 @@ if TYPE_CHECKING:  # torch loads lazily: the config check at workflow start read
     import torch
 
 SPLITS = ("train", "validation", "calibration", "test")
+#: the splits `stream: true` keeps as file lists (simqnas.data.streaming); the others stay materialized, which
+#: is cheaper for the few thousand validation, calibration and test images every search job reads again
+STREAMED_SPLITS = ("train",)
 #: the splits an image source with a held-out part (Fashion-MNIST's test set, ImageNet's val/) draws from it
 HELD_OUT_SPLITS = ("validation", "test")
 
@@ -86,7 +91,8 @@ def prepare_image_dataset(spec: Mapping[str, Any]) -> tuple[Splits, dict[str, An
     A source with a held-out part (Fashion-MNIST's test set, an ImageNet `val/` folder) gives the validation
     and test splits from it (disjoint) and train and calibration from its training part; otherwise all four
     come from one pool.
-    Only the chosen images are read.
+    Only the chosen images are read. With `stream: true` (image folders) the training split is not read at
+    all: it is a `StreamedRows` list of its files, which `save_image_split` writes as a streamed split.
     """
     import torch
 
@@ -101,13 +107,24 @@ def prepare_image_dataset(spec: Mapping[str, Any]) -> tuple[Splits, dict[str, An
         from_train = {name: sizes[name] for name in SPLITS if name not in HELD_OUT_SPLITS}
         rows = _stratified_rows(source.train, from_train, seed)
         rows |= _stratified_rows(source.held_out, {name: sizes[name] for name in HELD_OUT_SPLITS}, seed)
-    tensors = {
+    streamed = STREAMED_SPLITS if spec.get("stream") else ()
+    if streamed and source.train.files is None:
+        raise ValueError(f"datasets: stream: source '{spec['source']}' has no image files to stream")
+    tensors: dict[str, Any] = {
         name: {
             PIXEL_VALUES: to_pixel_values(parts[name].read(rows[name])),
             "labels": torch.from_numpy(parts[name].labels[rows[name]]),
         }
         for name in SPLITS
+        if name not in streamed
     }
+    for name in streamed:  # only the files and labels: the images are decoded when training reads them
+        tensors[name] = StreamedRows(
+            [parts[name].files[i] for i in rows[name]],
+            parts[name].labels[rows[name]],
+            source.image_size,
+            source.channels,
+        )
     summary = {
         "source": spec["source"],
         "classes": list(source.classes),
@@ -116,6 +133,7 @@ def prepare_image_dataset(spec: Mapping[str, Any]) -> tuple[Splits, dict[str, An
         "rows": len(source.train.labels) + (0 if source.held_out is None else len(source.held_out.labels)),
         "validation_and_test_from_held_out_part": source.held_out is not None,
         "seed": seed,
+        "streamed_splits": list(streamed),
         "splits": {
             name: {
                 "rows": len(rows[name]),
@@ -127,6 +145,27 @@ def prepare_image_dataset(spec: Mapping[str, Any]) -> tuple[Splits, dict[str, An
         },
     }
     return tensors, summary
+
+
+@dataclass(frozen=True)
+class StreamedRows:
+    """A split kept as its image files and labels (simqnas.data.streaming), not as pixels."""
+
+    files: list[Path]
+    labels: np.ndarray
+    image_size: int
+    channels: int
+
+
+def save_image_split(path: str | Path, split: Mapping[str, torch.Tensor] | StreamedRows) -> None:
+    """Write a prepared image split: materialized (safetensors of pixels) or streamed (file list)."""
+    from simqnas.data import save_split
+    from simqnas.data.streaming import save_stream
+
+    if isinstance(split, StreamedRows):
+        save_stream(path, split.files, split.labels, split.image_size, split.channels)
+    else:
+        save_split(path, split)
 
 
 def calibration_subset(split: Mapping[str, torch.Tensor], samples: int, seed: int) -> dict[str, torch.Tensor]:
