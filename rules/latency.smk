@@ -69,7 +69,8 @@ rule measure_latency:
 
 rule latency_front:
     input:
-        "results/{net}/summary/evaluations.csv",
+        evaluations="results/{net}/summary/evaluations.csv",
+        unstable="results/{net}/summary/unstable_latency.csv",
     output:
         "results/{net}/hosts/front.csv",
     log:

@@ -9,6 +9,7 @@ host's latency is normalized by the all-INT8 baseline measured on that host.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import numpy as np
@@ -16,6 +17,8 @@ import pandas as pd
 
 from simqnas.pareto import pareto_front_mask
 from simqnas.summary import prefer_same_rounds
+
+log = logging.getLogger(__name__)
 
 FRONT_COLUMNS = [
     "member",
@@ -30,15 +33,57 @@ FRONT_COLUMNS = [
     "evaluation",
 ]
 
+#: one row per (host, front member) of the host comparison
+HOST_COLUMNS = [
+    "host",
+    "member",
+    "genome",
+    "accuracy",
+    "size_bytes",
+    "latency_ms",
+    "latency_std_ms",
+    "latency_p25_ms",
+    "latency_p75_ms",
+    "latency_stable",
+    "baseline_int8_ms",
+    "normalized_latency",
+    "rank",
+    "on_front",
+    "search_host",
+    "search_normalized_latency",
+    "cpu_model",
+    "node",
+    "node_features",
+]
 
-def latency_front(evaluations: pd.DataFrame, search: Mapping[str, str]) -> pd.DataFrame:
-    """The Pareto front (accuracy up, normalized latency down) of the runs matching `search` (the LINAS joint
-    accuracy + latency runs: simqnas.config.FRONT_SEARCH), seeds pooled, one row per distinct network,
-    `member` numbered from the fastest."""
+
+def _matching(evaluations: pd.DataFrame, search: Mapping[str, str]) -> pd.DataFrame:
     selected = evaluations
     for column, value in search.items():
         selected = selected[selected[column] == value]
+    return selected
+
+
+def latency_front(
+    evaluations: pd.DataFrame, search: Mapping[str, str], unstable: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The Pareto front (accuracy up, normalized latency down) of the runs matching `search` (the LINAS joint
+    accuracy + latency runs: simqnas.config.FRONT_SEARCH), seeds pooled, one row per distinct network,
+    `member` numbered from the fastest.
+
+    Empty, with a warning, when every evaluation of those runs has a latency the stability gate left
+    unstable (`unstable`: the evaluations the summary set aside): there is no front to measure again,
+    which the host table and figure then say, rather than a failed workflow.
+    """
+    selected = _matching(evaluations, search)
     if selected.empty:
+        if unstable is not None and not _matching(unstable, search).empty:
+            log.warning(
+                "latency front: every latency of the LINAS joint accuracy + latency search stayed unstable "
+                "(%d evaluations): no front to measure on the hosts",
+                len(_matching(unstable, search)),
+            )
+            return pd.DataFrame(columns=FRONT_COLUMNS)
         raise ValueError("latency front: no evaluations of a LINAS joint accuracy + latency search")
     values = selected[["accuracy", "normalized_latency"]].to_numpy(dtype=float)
     if not np.isfinite(values).all():
@@ -88,25 +133,6 @@ def host_comparison(
             on_host[["accuracy", "normalized_latency"]].to_numpy(dtype=float), (True, False)
         )
         rows.append(on_host)
-    columns = [
-        "host",
-        "member",
-        "genome",
-        "accuracy",
-        "size_bytes",
-        "latency_ms",
-        "latency_std_ms",
-        "latency_p25_ms",
-        "latency_p75_ms",
-        "latency_stable",
-        "baseline_int8_ms",
-        "normalized_latency",
-        "rank",
-        "on_front",
-        "search_host",
-        "search_normalized_latency",
-        "cpu_model",
-        "node",
-        "node_features",
-    ]
-    return pd.concat(rows, ignore_index=True).reindex(columns=columns)
+    if not rows:
+        return pd.DataFrame(columns=HOST_COLUMNS)
+    return pd.concat(rows, ignore_index=True).reindex(columns=HOST_COLUMNS)

@@ -350,8 +350,21 @@ def host_latency_front(hosts: pd.DataFrame, title: str) -> plt.Figure:
 
 
 def host_figures(net: str, hosts: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """The final LINAS latency front of one super-network across host profiles."""
+    """The final LINAS latency front of one super-network across host profiles (a figure that says so when
+    there is none: every latency of the search stayed unstable)."""
     sns.set_theme(style="whitegrid", context="paper")
+    if hosts.empty:
+        figure, axes = plt.subplots(figsize=(6, 2.5), constrained_layout=True)
+        axes.set_axis_off()
+        axes.text(
+            0.5,
+            0.5,
+            f"{net}: no final LINAS latency front to measure on the hosts:\n"
+            "every latency of the search stayed unstable (summary/unstable_latency.csv)",
+            ha="center",
+            va="center",
+        )
+        return save(figure, out_dir, "hosts_latency_front")
     searched = ", ".join(sorted(hosts["search_host"].dropna().unique()))
     title = f"{net}: final LINAS latency front (searched on {searched}) on every host"
     return save(host_latency_front(hosts, title), out_dir, "hosts_latency_front")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from simqnas.config import FRONT_SEARCH
-from simqnas.host_front import FRONT_COLUMNS, host_comparison, latency_front
+from simqnas.host_front import FRONT_COLUMNS, HOST_COLUMNS, host_comparison, latency_front
 from simqnas.plots import host_figures
 
 
@@ -112,3 +112,18 @@ def test_figure_has_a_colour_per_host(evaluations, hosts, tmp_path):
     written = host_figures("bert", table, tmp_path)
     assert sorted(p.name for p in written) == ["hosts_latency_front.pdf", "hosts_latency_front.png"]
     assert all(p.stat().st_size > 10_000 for p in written)
+
+
+def test_a_search_whose_every_latency_stayed_unstable_has_an_empty_front_said_so(evaluations, tmp_path):
+    """Every LINAS latency unstable (a machine busy for the whole search): the front is empty, nothing is
+    measured on the hosts, and the host figure says why, instead of the workflow failing at its end."""
+    linas = (evaluations["algorithm"] == "linas") & (evaluations["objective"] == "latency")
+    stable, unstable = evaluations[~linas], evaluations[linas]
+    front = latency_front(stable, FRONT_SEARCH, unstable=unstable)
+    assert front.empty and list(front.columns) == FRONT_COLUMNS
+    with pytest.raises(ValueError, match="no evaluations of a LINAS joint"):  # not run at all: a bug
+        latency_front(stable, FRONT_SEARCH, unstable=unstable.iloc[0:0])
+    table = host_comparison(front, {}, {"a": 10.0})
+    assert table.empty and list(table.columns) == HOST_COLUMNS
+    paths = host_figures("bert", table, tmp_path)
+    assert all(path.stat().st_size > 1000 for path in paths)
