@@ -57,6 +57,7 @@ rule measure_latency:
         host=lambda wildcards: {"name": wildcards.host, **HOSTS[wildcards.host]},
         supernet=supernet_params(*EVALUATION_KEYS),
         store=lambda wildcards: f"results/{wildcards.net}/evals",
+        quality_threads=config["threads"],
     script:
         "../scripts/measure_latency.py"
 

@@ -13,6 +13,14 @@ host, machine = HostProfile.for_latency_job(snakemake.params.host)
 context = EvaluationContext.from_job(snakemake.input, snakemake.wildcards.space, snakemake.params.supernet)
 genomes = read_candidates(snakemake.input.candidates)
 store = EvaluationStore(snakemake.params.store)
-table = measure_on_host(context, enumerate(genomes), host, machine, store, with_quality=True)
+table = measure_on_host(
+    context,
+    enumerate(genomes),
+    host,
+    machine,
+    store,
+    with_quality=True,
+    quality_threads=snakemake.params.quality_threads,
+)
 with atomic_path(snakemake.output[0]) as tmp:
     table.to_csv(tmp, index=False)

@@ -259,6 +259,7 @@ def measure_on_host(
     store: EvaluationStore,
     *,
     with_quality: bool,
+    quality_threads: int | None = None,
 ) -> pd.DataFrame:
     """Compiled INT8 end-to-end latency on `host` (the machine this job runs on, checked) of each
     (candidate index, genome), through the host's stability gate and interleaved with the all-INT8
@@ -286,13 +287,21 @@ def measure_on_host(
         quality_cached = quality is None or quality.record is not None
         latency_cached = latency.record is not None
         if not (quality_cached and latency_cached):
-            result = context.evaluate(
-                arch,
-                policy,
-                None if latency_cached else host,
-                measure_accuracy=not quality_cached,
-                reference=reference,
-            )
+            # calibration and the accuracy pass at the shards' thread count: float reductions split by
+            # thread count can flip a borderline prediction, and a stored quality must not depend on which
+            # kind of job measured it (compile and timing set the host's threads themselves)
+            previous = torch.get_num_threads()
+            torch.set_num_threads(quality_threads or previous)
+            try:
+                result = context.evaluate(
+                    arch,
+                    policy,
+                    None if latency_cached else host,
+                    measure_accuracy=not quality_cached,
+                    reference=reference,
+                )
+            finally:
+                torch.set_num_threads(previous)
             if not quality_cached:
                 quality.put(store, {k: result[k] for k in QUALITY_RECORD}, f"candidate {index}")
             if not latency_cached:
