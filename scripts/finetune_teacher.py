@@ -2,12 +2,11 @@
 `teacher.processes` > 1: in that many torchrun processes (simqnas.distributed)."""
 
 import logging
-import sys
 
 from simqnas.data import load_split
 from simqnas.data.streaming import load_training_split
 from simqnas.distributed import train_in_processes
-from simqnas.execution import ExecutionError, resolve_device, split_execution
+from simqnas.execution import job_device, split_execution
 from simqnas.io import write_json_atomic
 from simqnas.logs import log_to
 from simqnas.supernets import build_supernet
@@ -17,10 +16,7 @@ log_to(snakemake.log[0])
 spec = snakemake.params.supernet
 where = f"supernets.{snakemake.wildcards.net}.teacher"
 settings, execution = split_execution(spec["teacher"], where)
-try:
-    device = resolve_device(execution, where)
-except ExecutionError as error:
-    sys.exit(str(error))
+device = job_device(execution, where)
 teacher = build_supernet(spec, snakemake.params.dataset, seed=spec["teacher"]["seed"])
 if execution.processes > 1:
     accuracy = train_in_processes(

@@ -2,7 +2,6 @@
 or a given checkpoint. `training.processes` > 1: in that many torchrun processes (simqnas.distributed)."""
 
 import logging
-import sys
 
 import torch
 import yaml
@@ -10,7 +9,7 @@ import yaml
 from simqnas.data import load_split
 from simqnas.data.streaming import load_training_split
 from simqnas.distributed import train_in_processes
-from simqnas.execution import ExecutionError, resolve_device, split_execution
+from simqnas.execution import job_device, split_execution
 from simqnas.io import write_json_atomic, write_text_atomic
 from simqnas.logs import log_to
 from simqnas.space import space_from_spec
@@ -30,10 +29,7 @@ if hasattr(snakemake.input, "checkpoint"):
     space = resolve_space(space_from_spec(spec["space"], "supernet.space"), supernet)
     metrics = {"source": snakemake.input.checkpoint}
 else:
-    try:
-        device = resolve_device(execution, where)
-    except ExecutionError as error:
-        sys.exit(str(error))
+    device = job_device(execution, where)
     supernet = build_supernet(spec, snakemake.params.dataset, seed=spec["training"]["seed"])
     space = resolve_space(space_from_spec(spec["space"], "supernet.space"), supernet)
     teacher = snakemake.input.teacher if hasattr(snakemake.input, "teacher") else None

@@ -100,6 +100,15 @@ def resolve_device(execution: Execution, where: str, local_rank: int = 0) -> tor
     return device
 
 
+def job_device(execution: Execution, where: str) -> torch.device:
+    """The device a training job runs on; a job that cannot have it (`cuda` on a node without a GPU) exits
+    with the one-line reason, before it builds anything."""
+    try:
+        return resolve_device(execution, where)
+    except ExecutionError as error:
+        raise SystemExit(str(error)) from None
+
+
 def world() -> tuple[int, int]:
     """(rank, world size) of this process: (0, 1) unless a torch.distributed process group is running."""
     import torch.distributed as dist
