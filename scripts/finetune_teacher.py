@@ -9,6 +9,7 @@ from simqnas.distributed import train_in_processes
 from simqnas.execution import job_device, split_execution
 from simqnas.io import write_json_atomic
 from simqnas.logs import log_to
+from simqnas.recipe import split_recipe
 from simqnas.supernets import build_supernet
 from simqnas.training import finetune_teacher
 
@@ -16,6 +17,7 @@ log_to(snakemake.log[0])
 spec = snakemake.params.supernet
 where = f"supernets.{snakemake.wildcards.net}.teacher"
 settings, execution = split_execution(spec["teacher"], where)
+hyperparameters, recipe = split_recipe(settings)
 device = job_device(execution, where)
 teacher = build_supernet(spec, snakemake.params.dataset, seed=spec["teacher"]["seed"])
 if execution.processes > 1:
@@ -38,7 +40,8 @@ else:
         checkpoint_dir=snakemake.params.checkpoint_dir,
         execution=execution,
         device=device,
-        **settings,
+        recipe=recipe,
+        **hyperparameters,
     )
 logging.info("teacher validation accuracy: %.4f", accuracy)
 teacher.cpu()

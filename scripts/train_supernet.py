@@ -12,6 +12,7 @@ from simqnas.distributed import train_in_processes
 from simqnas.execution import job_device, split_execution
 from simqnas.io import write_json_atomic, write_text_atomic
 from simqnas.logs import log_to
+from simqnas.recipe import split_recipe
 from simqnas.space import space_from_spec
 from simqnas.supernets import build_supernet, load_supernet, resolve_space, sandwich_archs
 from simqnas.training import train_supernet, validation_accuracy
@@ -49,6 +50,7 @@ else:
         )
         supernet.to(device)
     else:
+        hyperparameters, recipe = split_recipe(settings)
         epochs = train_supernet(
             supernet,
             None if teacher is None else load_supernet(teacher),
@@ -58,7 +60,8 @@ else:
             checkpoint_dir=snakemake.params.checkpoint_dir,
             execution=execution,
             device=device,
-            **settings,
+            recipe=recipe,
+            **hyperparameters,
         )
     metrics = {"epochs": epochs}
 for name, arch in zip(("largest", "smallest"), sandwich_archs(space), strict=True):

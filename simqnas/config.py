@@ -408,6 +408,25 @@ def _check_execution(net: dict[str, Any], where: str, devices: bool) -> None:
             raise ConfigError(f"config: {error}") from None
 
 
+def _check_recipe(net: dict[str, Any], dataset: dict[str, Any], where: str) -> None:
+    """Mixup and CutMix mix images, and the super-network's distillation targets are the teacher's logits of
+    the unmixed images: both refused where they cannot apply, rather than skipped."""
+    for section in ("teacher", "training"):
+        settings = net.get(section) or {}
+        mixing = [key for key in ("mixup", "cutmix") if settings.get(key, 0) > 0]
+        if not mixing:
+            continue
+        if dataset["kind"] != "image":
+            raise ConfigError(
+                f"config: {where}.{section}.{mixing[0]}: mixes images, and dataset '{net['dataset']}' is text"
+            )
+        if section == "training" and net.get("teacher"):
+            raise ConfigError(
+                f"config: {where}.training.{mixing[0]}: not with a teacher (its distillation targets are of "
+                "the unmixed images); mix the teacher's fine-tuning instead, or train without a teacher"
+            )
+
+
 def check_config(
     config: dict[str, Any], base: Path = Path(), networks: bool = True, devices: bool = False
 ) -> list[SearchRun]:
@@ -467,6 +486,7 @@ def check_config(
                 saved = _saved_network(base / net["checkpoint"], net["family"], f"{where}.checkpoint")
         space = load_space(net["space"], f"{where}.space", base)
         _check_execution(net, where, devices)
+        _check_recipe(net, datasets[net["dataset"]], where)
         calibration = net.get("calibration", {}).get("samples", 64)
         available = datasets[net["dataset"]]["splits"]["calibration"]
         if calibration > available:

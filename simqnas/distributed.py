@@ -37,6 +37,7 @@ import simqnas
 from simqnas.data.streaming import load_training_split
 from simqnas.execution import Execution, resolve_device, world
 from simqnas.io import write_json_atomic
+from simqnas.recipe import split_recipe
 from simqnas.space import SearchSpace
 from simqnas.supernets import load_supernet, resolve_space
 from simqnas.supernets.base import SuperNetwork
@@ -151,13 +152,19 @@ def run_job(job: Mapping[str, Any], device: torch.device) -> Any:
     model = load_supernet(job["model"])
     train = load_training_split(job["train"], execution.workers)
     validation = load_training_split(job["validation"], execution.workers)
-    common = {"checkpoint_dir": job["checkpoint_dir"], "execution": execution, "device": device}
+    settings, recipe = split_recipe(job["settings"])
+    common = {
+        "checkpoint_dir": job["checkpoint_dir"],
+        "execution": execution,
+        "device": device,
+        "recipe": recipe,
+    }
     if job["kind"] == "teacher":
-        result: Any = finetune_teacher(model, train, validation, **common, **job["settings"])
+        result: Any = finetune_teacher(model, train, validation, **common, **settings)
     else:
         teacher = None if job["teacher"] is None else load_supernet(job["teacher"])
         space = resolve_space(SearchSpace.from_dict(job["space"]), model)
-        result = train_supernet(model, teacher, space, train, validation, **common, **job["settings"])
+        result = train_supernet(model, teacher, space, train, validation, **common, **settings)
     if world()[0] == 0:
         model.set_active(None)
         model.cpu()

@@ -1,10 +1,12 @@
 """Fine-tuning the teacher and InstaTune-style elastic training of a super-network with distillation.
 
-Both share one loop (`_fit`): AdamW with linear warm-up and decay, gradient clipping, tqdm progress on
-stderr, and a checkpoint after every epoch (safetensors for tensors, JSON for the rest; no pickle). Called
-again with the same checkpoint directory, a run resumes after its last complete epoch. Every random stream
-(data order, dropout, sampled sub-networks) is derived from (seed, epoch), so a checkpoint needs no RNG
-state and a resumed run continues exactly as an uninterrupted one would.
+Both share one loop (`_fit`): the run's `simqnas.recipe.Recipe` (by default AdamW with linear warm-up and
+decay and gradient clipping; DeiT's cosine schedule, label smoothing, Mixup and CutMix where set), tqdm
+progress on stderr, and a checkpoint after every epoch (safetensors for tensors, JSON for the rest; no
+pickle). Called again with the same checkpoint directory, a run resumes after its last complete epoch.
+Every random stream (data order, dropout, sampled sub-networks, Mixup / CutMix draws) is derived from
+(seed, epoch), so a checkpoint needs no RNG state and a resumed run continues exactly as an uninterrupted
+one would.
 
 Run inside a torch.distributed process group (`simqnas.distributed` launches one with torchrun), the loop is
 data-parallel: the model is wrapped in DistributedDataParallel, every process takes its share of each global
@@ -47,6 +49,7 @@ from simqnas.data.streaming import StreamingSplit
 from simqnas.execution import Execution, barrier, world
 from simqnas.io import atomic_path, write_json_atomic
 from simqnas.nn.elastic import reorder_by_importance_
+from simqnas.recipe import Recipe
 from simqnas.supernets import sandwich_archs
 from simqnas.supernets.base import Arch, SuperNetwork
 
@@ -58,10 +61,6 @@ if TYPE_CHECKING:
 Split = Mapping[str, torch.Tensor]
 #: a training split: materialized tensors, or image files decoded (and augmented) as training reads them
 TrainSplit = Split | StreamingSplit
-#: warm-up share of all steps, as Hugging Face fine-tuning recipes for BERT use
-WARMUP_RATIO = 0.1
-WEIGHT_DECAY = 0.01
-MAX_GRAD_NORM = 1.0
 STATE_FILE = "state.json"
 #: training rows BatchNorm statistics are re-estimated on before validating a sub-network (OFA: 2,000 images)
 RECALIBRATION_ROWS = 2000
@@ -155,9 +154,12 @@ def distillation_loss(
     teacher_logits: torch.Tensor | None,
     temperature: float,
     weight: float,
+    ce: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """(1 - weight) * CE + weight * T^2 * KL(teacher || student) on temperature-softened logits."""
-    ce = F.cross_entropy(logits, labels)
+    """(1 - weight) * CE + weight * T^2 * KL(teacher || student) on temperature-softened logits; `ce`: the
+    hard-label term when the recipe computes it (label smoothing, mixed labels), else plain cross-entropy."""
+    if ce is None:
+        ce = F.cross_entropy(logits, labels)
     if teacher_logits is None:
         return ce
     kd = F.kl_div(
@@ -186,18 +188,22 @@ def finetune_teacher(
     checkpoint_dir: str | Path | None = None,
     execution: Execution | None = None,
     device: torch.device | None = None,
+    recipe: Recipe | None = None,
 ) -> float:
     """Full fine-tuning (every weight, the full network) with cross-entropy; returns validation accuracy.
 
     `execution` (device, precision; the process count is the running process group's) and `device` (this
-    process's, from `simqnas.execution.resolve_device`; default CPU): see the module docstring."""
+    process's, from `simqnas.execution.resolve_device`; default CPU): see the module docstring. `recipe`:
+    optimizer, schedule and regularization (default: `Recipe()`)."""
     execution = execution or Execution()
+    recipe = recipe or Recipe()
     model.set_active(None)
     initial_weights = fingerprint(model.state_dict())
     model.to(device or torch.device("cpu"))
 
     def step(net: nn.Module, batch: dict[str, torch.Tensor], rng: np.random.Generator, scale: float) -> float:
-        loss = F.cross_entropy(net(*_inputs(model, batch)), batch["labels"])
+        batch, mixed = recipe.mix(batch, model.input_names[0], rng)
+        loss = recipe.loss(net(*_inputs(model, batch)), batch["labels"], mixed)
         _backward(loss, scale)
         return loss.item()
 
@@ -211,6 +217,7 @@ def finetune_teacher(
         "train_data": fingerprint(train),
         "initial_weights": initial_weights,
         **_execution_settings(execution),
+        **recipe.changed(),
     }
     metrics = _fit(
         model,
@@ -220,6 +227,7 @@ def finetune_teacher(
         settings=settings,
         checkpoint_dir=checkpoint_dir,
         precision=execution.precision,
+        recipe=recipe,
     )
     return metrics[-1]["accuracy"]
 
@@ -243,6 +251,7 @@ def train_supernet(
     importance_batches: int = 8,
     execution: Execution | None = None,
     device: torch.device | None = None,
+    recipe: Recipe | None = None,
 ) -> list[dict[str, Any]]:
     """Elastic fine-tuning with the sandwich rule and knowledge distillation from `teacher`.
 
@@ -252,9 +261,14 @@ def train_supernet(
     Before the first epoch, heads and FFN neurons are sorted by importance on `importance_batches` training
     batches (0: keep the pre-trained order), so that the sub-networks keep the most important ones.
     Returns per-epoch metrics: mean training loss, the per-step losses, and the validation accuracy of the
-    largest and smallest sub-networks. `execution` and `device`: as for `finetune_teacher`.
+    largest and smallest sub-networks. `execution`, `device` and `recipe`: as for `finetune_teacher`; a
+    mixing recipe (Mixup, CutMix) mixes each step's batch once, for every sub-network of the sandwich.
     """
     execution = execution or Execution()
+    recipe = recipe or Recipe()
+    if recipe.mixes and teacher is not None:
+        # the teacher's logits are of the unmixed images (cached once for the training set)
+        raise ValueError("Mixup / CutMix with distillation from a teacher is not supported")
     largest, smallest = sandwich_archs(space)
     identity = {
         "train_data": fingerprint(train),
@@ -282,7 +296,10 @@ def train_supernet(
     def loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         teacher_logits = targets(batch)
         logits = supernet(*_inputs(supernet, batch))
-        return distillation_loss(logits, batch["labels"], teacher_logits, distill_temperature, distill_weight)
+        ce = recipe.loss(logits, batch["labels"], None)
+        return distillation_loss(
+            logits, batch["labels"], teacher_logits, distill_temperature, distill_weight, ce
+        )
 
     settings = {
         "kind": "supernet",
@@ -298,6 +315,7 @@ def train_supernet(
         "space": space.to_dict(),
         **identity,
         **_execution_settings(execution),
+        **recipe.changed(),
     }
     if importance_batches and (
         checkpoint_dir is None or _checkpoint_to_resume(Path(checkpoint_dir), settings) is None
@@ -317,14 +335,16 @@ def train_supernet(
         archs = [*ends, *(space.decode(g) for g in space.sample(subnets_per_step, rng))]
         _check_same_archs(archs)
         teacher_logits = targets(batch)
+        batch, mixed = recipe.mix(batch, supernet.input_names[0], rng)
         total = 0.0
         for k, arch in enumerate(archs):
             supernet.set_active(arch)
             # gradients of the sandwich accumulate locally; DDP reduces them once, after the last backward
             with _accumulating(net, last=k == len(archs) - 1):
                 logits = net(*_inputs(supernet, batch))
+                ce = recipe.loss(logits, batch["labels"], mixed)
                 loss = distillation_loss(
-                    logits, batch["labels"], teacher_logits, distill_temperature, distill_weight
+                    logits, batch["labels"], teacher_logits, distill_temperature, distill_weight, ce
                 )
                 _backward(loss, scale)
             total += loss.item()
@@ -346,6 +366,7 @@ def train_supernet(
         settings=settings,
         checkpoint_dir=checkpoint_dir,
         precision=execution.precision,
+        recipe=recipe,
     )
 
 
@@ -386,13 +407,6 @@ def _epoch_streams(seed: int, epoch: int) -> np.random.Generator:
     entropy = [seed, epoch, 1] if processes == 1 else [seed, epoch, 1, rank]
     torch.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
     return np.random.default_rng([seed, epoch])
-
-
-def _learning_rate(lr: float, step: int, total: int) -> float:
-    warmup = max(1, int(WARMUP_RATIO * total))
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    return lr * max(0.0, (total - step) / max(1, total - warmup))
 
 
 def _execution_settings(execution: Execution) -> dict[str, Any]:
@@ -502,6 +516,7 @@ def _fit(
     settings: dict[str, Any],
     checkpoint_dir: str | Path | None,
     precision: str = "fp32",
+    recipe: Recipe | None = None,
 ) -> list[dict[str, Any]]:
     """Run `step` (forward + backward through the module it is given, with this process's loss weight;
     returns the loss) over shuffled batches for settings["epochs"]."""
@@ -513,12 +528,8 @@ def _fit(
     if settings["max_steps_per_epoch"] is not None:
         steps_per_epoch = min(steps_per_epoch, settings["max_steps_per_epoch"])
     total_steps = epochs * steps_per_epoch
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=settings["lr"],
-    )
+    recipe = recipe or Recipe()
+    optimizer = recipe.optimizer(model, settings["lr"])
     metrics: list[dict[str, Any]] = []
     if checkpoint_dir is not None:
         metrics = _resume(Path(checkpoint_dir), model, optimizer, settings)
@@ -540,10 +551,10 @@ def _fit(
         for i, batch in zip(progress, batches, strict=True):
             scale = shares[i][1]
             for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(settings["lr"], epoch * steps_per_epoch + i, total_steps)
+                group["lr"] = recipe.learning_rate(settings["lr"], epoch * steps_per_epoch + i, total_steps)
             optimizer.zero_grad(set_to_none=True)
             losses.append(_global_loss(step(net, batch, rng, scale), scale))
-            norm = float(nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM))
+            norm = recipe.clip(model)
             _check_finite(f"epoch {epoch + 1}, step {i + 1}: the loss", losses[-1])
             _check_finite(f"epoch {epoch + 1}, step {i + 1}: the gradient norm", norm)
             optimizer.step()

@@ -280,6 +280,14 @@ CONFIG_CASES: dict[str, tuple[Mutation, tuple[str, ...]]] = {
         ("experiments.bert:", "unknown key", "'evals'"),
     ),
     "unknown-family": (_set("supernets.bert.family", "gpt"), ("supernets.bert.family", "'gpt'")),
+    "mixup-on-text": (
+        _set("supernets.bert.training.mixup", 0.8),
+        ("supernets.bert.training.mixup", "mixes images, and dataset 'sentences' is text"),
+    ),
+    "negative-weight-decay": (
+        _set("supernets.bert.training.weight_decay", -0.1),
+        ("supernets.bert.training.weight_decay", "-0.1"),
+    ),
     "unknown-supernet": (_set("experiments.bert.supernet", "gpt2"), ("experiments.bert.supernet", "'gpt2'")),
     "unknown-algorithm": (
         _set("experiments.bert.algorithms", ["linas", "bayes"]),
@@ -578,6 +586,14 @@ def test_torch_checkpoint_mistake_is_one_line_at_workflow_start(case: str, tmp_p
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
     assert "pwned" not in capfd.readouterr().out  # the pickled code never ran
+
+
+def test_mixing_the_images_of_a_distilled_training_is_refused_at_workflow_start():
+    config = copy.deepcopy(SMOKE_VISION)
+    config["supernets"]["vit"]["teacher"] = {"epochs": 1}
+    config["supernets"]["vit"]["training"]["cutmix"] = 1.0
+    with pytest.raises(ConfigError, match=r"^config: supernets.vit.training.cutmix: not with a teacher"):
+        check_config(config, base=ROOT)
 
 
 # ------------------------------------------------------------------------------ the config files themselves
@@ -998,9 +1014,16 @@ JOB_CASES = {
     "stale-recipe-latency-record": "tests/test_shard.py::test_latency_records_are_checked",
 }
 
-#: every mistake found at workflow start: the config cases, the config files', the torch checkpoint files'
-#: and the results folder's two
-START_CASES = {*CONFIG_CASES, *FILE_CASES, *TORCH_FILE_CASES, "results-not-a-folder", "results-read-only"}
+#: every mistake found at workflow start: the config cases, the config files', the torch checkpoint files',
+#: the results folder's two and a vision config's one
+START_CASES = {
+    *CONFIG_CASES,
+    *FILE_CASES,
+    *TORCH_FILE_CASES,
+    "results-not-a-folder",
+    "results-read-only",
+    "mixup-with-teacher",
+}
 
 
 def test_catalogue_entries_each_have_a_test():
