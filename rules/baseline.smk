@@ -21,5 +21,6 @@ rule baseline_quality:
         runtime=60,
     params:
         supernet=supernet_params(*EVALUATION_KEYS),
+        quality_threads=config["threads"],
     script:
         "../scripts/baseline_quality.py"

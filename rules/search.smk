@@ -50,6 +50,7 @@ rule evaluate_shard:
         shards=config["shards"],
         supernet=supernet_params(*EVALUATION_KEYS),
         store=lambda wildcards: f"results/{wildcards.net}/evals",
+        quality_threads=config["threads"],
     script:
         "../scripts/evaluate_shard.py"
 

@@ -28,6 +28,7 @@ rule test_front:
     params:
         supernet=supernet_params(*EVALUATION_KEYS),
         store=lambda wildcards: f"results/{wildcards.net}/evals",
+        quality_threads=config["threads"],
     script:
         "../scripts/test_front.py"
 
@@ -53,5 +54,6 @@ rule test_baseline:
     params:
         supernet=supernet_params(*EVALUATION_KEYS),
         store=lambda wildcards: f"results/{wildcards.net}/evals",
+        quality_threads=config["threads"],
     script:
         "../scripts/test_baseline.py"

@@ -7,7 +7,9 @@ from simqnas.logs import log_to
 from simqnas.shard import EvaluationContext, evaluate_quality, shard_members
 
 log_to(snakemake.log[0])
-context = EvaluationContext.from_job(snakemake.input, snakemake.wildcards.space, snakemake.params.supernet)
+context = EvaluationContext.from_job(
+    snakemake.input, snakemake.wildcards.space, snakemake.params.supernet, snakemake.params.quality_threads
+)
 members = shard_members(
     read_candidates(snakemake.input.candidates), int(snakemake.wildcards.shard), snakemake.params.shards
 )

@@ -10,7 +10,9 @@ from simqnas.shard import EvaluationContext, measure_on_host
 
 log_to(snakemake.log[0])
 host, machine = HostProfile.for_latency_job(snakemake.params.host)
-context = EvaluationContext.from_job(snakemake.input, snakemake.wildcards.space, snakemake.params.supernet)
+context = EvaluationContext.from_job(
+    snakemake.input, snakemake.wildcards.space, snakemake.params.supernet, snakemake.params.quality_threads
+)
 genomes = read_candidates(snakemake.input.candidates)
 store = EvaluationStore(snakemake.params.store)
 table = measure_on_host(
@@ -20,7 +22,6 @@ table = measure_on_host(
     machine,
     store,
     with_quality=True,
-    quality_threads=snakemake.params.quality_threads,
 )
 with atomic_path(snakemake.output[0]) as tmp:
     table.to_csv(tmp, index=False)

@@ -16,6 +16,7 @@ context = EvaluationContext.load(
     snakemake.input.calibration,
     snakemake.input.test,
     evaluation_settings(snakemake.params.supernet),
+    snakemake.params.quality_threads,
 )
 record = baseline_test(context, snakemake.wildcards.precision, EvaluationStore(snakemake.params.store))
 logging.info("test baseline %s: accuracy %.4f", snakemake.wildcards.precision, record["accuracy"])

@@ -16,6 +16,7 @@ context = EvaluationContext.load(
     snakemake.input.calibration,
     snakemake.input.test,
     evaluation_settings(snakemake.params.supernet),
+    snakemake.params.quality_threads,
 )
 table = front_test_table(
     context,

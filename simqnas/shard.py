@@ -60,6 +60,11 @@ class EvaluationContext:
     settings: EvaluationSettings
     #: content hashes, settings, software and recipe versions that, with a candidate, determine its numbers
     provenance: dict[str, Any]
+    #: torch threads of calibration and the accuracy pass (the config's `threads`), None: the process's own.
+    #: Float reductions split by thread count can flip a borderline prediction, so a stored accuracy must not
+    #: depend on how many cores Snakemake gave the job (`--cores` below `threads` scales jobs down) or on
+    #: which kind of job measured it; compile and timing set the host profile's threads themselves
+    threads: int | None = None
 
     @classmethod
     def load(
@@ -70,6 +75,7 @@ class EvaluationContext:
         calibration_path: str | Path,
         validation_path: str | Path,
         settings: EvaluationSettings,
+        threads: int | None = None,
     ) -> EvaluationContext:
         supernet = load_supernet(supernet_path).eval()
         space = SearchSpace.from_yaml(space_path).subspace(space_kind)
@@ -90,11 +96,16 @@ class EvaluationContext:
             load_split(validation_path, required),
             settings,
             provenance,
+            threads,
         )
 
     @classmethod
     def from_job(
-        cls, files: Mapping[str, str], space_kind: str, supernet_spec: Mapping[str, Any]
+        cls,
+        files: Mapping[str, str],
+        space_kind: str,
+        supernet_spec: Mapping[str, Any],
+        threads: int | None = None,
     ) -> EvaluationContext:
         """The context of a rule whose inputs name `supernet`, `space`, `calibration` and `validation`."""
         return cls.load(
@@ -104,6 +115,7 @@ class EvaluationContext:
             files["calibration"],
             files["validation"],
             evaluation_settings(supernet_spec),
+            threads,
         )
 
     def candidate(self, genome: np.ndarray) -> tuple[Arch, dict[str, str]]:
@@ -136,22 +148,27 @@ class EvaluationContext:
         reference: Reference | None = None,
     ) -> dict[str, Any]:
         """One pass over a candidate: size, and accuracy and/or latency on `host` (one quantization;
-        latency timed interleaved with `reference`)."""
+        latency timed interleaved with `reference`), calibrated and scored at `threads`."""
         settings = EvaluationSettings(
             self.settings.calibration_batch_size,
             self.settings.eval_batch_size,
             host.settings() if host else None,
         )
-        return evaluate_candidate(
-            self.supernet,
-            arch,
-            policy,
-            self.calibration,
-            self.validation,
-            settings,
-            measure_accuracy=measure_accuracy,
-            reference=reference,
-        )
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads or previous)
+        try:
+            return evaluate_candidate(
+                self.supernet,
+                arch,
+                policy,
+                self.calibration,
+                self.validation,
+                settings,
+                measure_accuracy=measure_accuracy,
+                reference=reference,
+            )
+        finally:
+            torch.set_num_threads(previous)
 
 
 def quality_problem(record: Mapping[str, Any]) -> str | None:
@@ -259,7 +276,6 @@ def measure_on_host(
     store: EvaluationStore,
     *,
     with_quality: bool,
-    quality_threads: int | None = None,
 ) -> pd.DataFrame:
     """Compiled INT8 end-to-end latency on `host` (the machine this job runs on, checked) of each
     (candidate index, genome), through the host's stability gate and interleaved with the all-INT8
@@ -287,21 +303,13 @@ def measure_on_host(
         quality_cached = quality is None or quality.record is not None
         latency_cached = latency.record is not None
         if not (quality_cached and latency_cached):
-            # calibration and the accuracy pass at the shards' thread count: float reductions split by
-            # thread count can flip a borderline prediction, and a stored quality must not depend on which
-            # kind of job measured it (compile and timing set the host's threads themselves)
-            previous = torch.get_num_threads()
-            torch.set_num_threads(quality_threads or previous)
-            try:
-                result = context.evaluate(
-                    arch,
-                    policy,
-                    None if latency_cached else host,
-                    measure_accuracy=not quality_cached,
-                    reference=reference,
-                )
-            finally:
-                torch.set_num_threads(previous)
+            result = context.evaluate(
+                arch,
+                policy,
+                None if latency_cached else host,
+                measure_accuracy=not quality_cached,
+                reference=reference,
+            )
             if not quality_cached:
                 quality.put(store, {k: result[k] for k in QUALITY_RECORD}, f"candidate {index}")
             if not latency_cached:

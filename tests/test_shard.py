@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from simqnas import shard
 from simqnas.data import save_split
 from simqnas.evalstore import EvaluationStore, StoredEvaluation, evaluation_key
 from simqnas.history import gather_iteration, history_from_tables
@@ -108,6 +109,32 @@ def test_quality_is_measured_once_and_then_read_from_the_store(job_files, tmp_pa
     pd.testing.assert_frame_equal(
         first.drop(columns="quality_cached"), second.drop(columns="quality_cached"), check_exact=True
     )
+
+
+def test_calibration_and_accuracy_run_at_the_config_s_threads_whatever_the_job_s(
+    job_files, tmp_path, monkeypatch
+):
+    """A job Snakemake scaled down (`--cores` below `threads`) or a latency job pinned to its host's threads
+    still calibrates and scores at the config's `threads`: a stored accuracy never depends on which job
+    measured it. The real evaluation runs; the spy only reads the thread count it ran at."""
+    real, seen = shard.evaluate_candidate, []
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(shard, "evaluate_candidate", spy)
+    context = load_context(job_files)
+    context.threads = 2
+    genomes = context.space.sample(2, np.random.default_rng(0))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        evaluate_quality(context, list(enumerate(genomes)), EvaluationStore(tmp_path / "evals"))
+        assert torch.get_num_threads() == 1  # the job's own count is restored
+    finally:
+        torch.set_num_threads(previous)
+    assert seen == [2, 2]
 
 
 def test_genomes_differing_only_in_dropped_layers_share_one_evaluation(job_files, tmp_path):
