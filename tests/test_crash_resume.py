@@ -92,11 +92,13 @@ def _kill_workflow(process: subprocess.Popen) -> int:
 
 
 Moment = tuple[str, Path | None]  # what was running when killed, and the killed job's output
+#: a kill point: asked with the wall-clock time (ns) the current run started, names the moment or None
+Condition = Callable[[int], Moment | None]
 
 
-def _run_until(workdir: Path, env: dict[str, str], condition: Callable[[], Moment | None], log: Path) -> dict:
+def _run_until(workdir: Path, env: dict[str, str], condition: Condition, log: Path) -> dict:
     """Start the workflow; kill it once `condition` names the moment, else fail."""
-    started = time.monotonic()
+    started, started_ns = time.monotonic(), time.time_ns()
     with open(log, "a") as out:
         process = subprocess.Popen(
             snakemake_command(*TARGETS),
@@ -108,7 +110,7 @@ def _run_until(workdir: Path, env: dict[str, str], condition: Callable[[], Momen
         )
     try:
         while process.poll() is None:
-            moment = condition()
+            moment = condition(started_ns)
             if moment:
                 killed = _kill_workflow(process)
                 return {
@@ -133,10 +135,10 @@ def _lines(path: Path, pattern: str) -> list[str]:
         return []
 
 
-def during_training(workdir: Path) -> Callable[[], Moment | None]:
+def during_training(workdir: Path) -> Condition:
     log = workdir / "results/logs/bert/train_supernet.log"
 
-    def condition() -> Moment | None:
+    def condition(_: int) -> Moment | None:
         started = _lines(log, r"epoch 1/\d+")  # tqdm's bar appears when the first epoch starts
         if started and not (workdir / "results/bert/supernet.safetensors").exists():
             return "super-network training, first epoch running", None
@@ -145,11 +147,15 @@ def during_training(workdir: Path) -> Callable[[], Moment | None]:
     return condition
 
 
-def in_the_middle_of(workdir: Path, job: str, shards: int) -> Callable[[], Moment | None]:
-    """A `job` (shard* or latency-*) that has just evaluated a candidate afresh and has more to do."""
+def in_the_middle_of(workdir: Path, job: str, shards: int) -> Condition:
+    """A `job` (shard* or latency-*) of the current run that has just evaluated a candidate afresh and has
+    more to do (the log of a job killed by an earlier run, not yet run again, is stale: not that moment)."""
 
-    def condition() -> Moment | None:
+    def condition(since_ns: int) -> Moment | None:
         for log in sorted((workdir / "results/logs").glob(f"*/search/*/*/*/it*/{job}.log")):
+            with contextlib.suppress(FileNotFoundError):  # Snakemake may remove it meanwhile
+                if log.stat().st_mtime_ns < since_ns:
+                    continue
             run = workdir / "results" / log.parent.relative_to(workdir / "results/logs")
             output = run / log.name.replace(".log", ".csv")
             # "(8.1 s)" / "(measured)": evaluated now, "(cached)": read back; logged once stored
@@ -165,12 +171,12 @@ def in_the_middle_of(workdir: Path, job: str, shards: int) -> Callable[[], Momen
     return condition
 
 
-def first_of(*conditions: Callable[[], Moment | None]) -> Callable[[], Moment | None]:
+def first_of(*conditions: Condition) -> Condition:
     """The moment the first of `conditions` that names one names."""
 
-    def condition() -> Moment | None:
+    def condition(since_ns: int) -> Moment | None:
         for candidate in conditions:
-            moment = candidate()
+            moment = candidate(since_ns)
             if moment:
                 return moment
         return None
