@@ -47,7 +47,8 @@ from simqnas.supernets.base import Arch, SuperNetwork
 #: the accuracy pass, the size computation or the latency measurement changes what a number means.
 #: 2: accuracy in length-sorted batches cut to their longest sentence; latency of a compiled model checked
 #:    for one INT8 kernel per INT8 layer, threads set before compiling, the host's batch size and affinity
-EVALUATION_RECIPE = 2
+#: 3: activation scales compiled as buffers, not literals (quantize.activation_scales_as_buffers)
+EVALUATION_RECIPE = 3
 
 
 @dataclass(frozen=True)

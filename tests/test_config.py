@@ -28,18 +28,20 @@ def test_embedded_configs_pass(name):
 
 def test_runs_are_the_cross_product_without_duplicates(default):
     runs = check_config(default, base=ROOT)
-    bert = default["experiments"]["bert"]
-    ablation = default["experiments"]["bert_ablation"]
-    main = len(bert["objectives"]) * len(bert["algorithms"]) * len(bert["seeds"])
-    # the ablation's joint/size/linas runs are the main experiment's, counted once
-    extra = len(ablation["seeds"])  # its quant-space runs
-    vision = sum(
-        len(e["objectives"]) * len(e["algorithms"]) * len(e["seeds"])
-        for name, e in default["experiments"].items()
-        if not name.startswith("bert")
-    )
-    assert len(runs) == main + extra + vision
-    assert len({(r.net, r.space, r.objective, r.algorithm, r.seed) for r in runs}) == len(runs)
+    # every experiment's supernet x spaces x objectives x algorithms x seeds; a run two experiments name
+    # (the ablation's joint runs are the bert experiment's LINAS runs) is one run
+    expected = {
+        (e["supernet"], space, objective, algorithm, seed)
+        for e in default["experiments"].values()
+        for space in e["spaces"]
+        for objective in e["objectives"]
+        for algorithm in e["algorithms"]
+        for seed in e["seeds"]
+    }
+    names = [(r.net, r.space, r.objective, r.algorithm, r.seed) for r in runs]
+    assert len(names) == len(set(names)) == len(expected) and set(names) == expected
+    shared = ("bert", "joint", "size", "linas", 0)
+    assert shared in expected and names.count(shared) == 1
 
 
 def test_iterations_cover_the_budget_exactly():
@@ -70,8 +72,8 @@ def mutate(config: dict, path: str, value) -> dict:
         ("experiments.bert.algorithms", ["linas", "bayes"], "experiments.bert.algorithms"),
         ("experiments.bert.objectives", ["energy"], "experiments.bert.objectives"),
         ("experiments.bert.seeds", ["zero"], "experiments.bert.seeds"),
-        ("experiments.bert.host", None, "experiments.bert.host"),
-        ("experiments.bert.host", "xeon9999", "experiments.bert.host"),
+        ("experiments.bert_latency.host", None, "experiments.bert_latency.host"),
+        ("experiments.bert_latency.host", "xeon9999", "experiments.bert_latency.host"),
         ("experiments.bert.typo", 1, "experiments.bert"),
         ("supernets.bert.family", "gpt", "supernets.bert.family"),
         ("supernets.bert.dataset", "imagenet", "supernets.bert.dataset"),
