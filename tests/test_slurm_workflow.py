@@ -15,6 +15,9 @@ evaluation shard job in the middle of its work. Then:
   runs evaluated are compared). The SLURM run has the machine to itself: a second, local run of its config
   beside it cost CI more minutes than it filled of SLURM's scheduling gaps.
 
+Apart from that run, the same config's super-network is trained in two data-parallel processes
+(`training.processes: 2`) as one SLURM job.
+
 Skipped unless a SLURM cluster answers (CI: `.ci/slurm/up.sh`, then `source /run/simqnas-slurm/env.sh`).
 """
 
@@ -271,3 +274,41 @@ def test_accuracy_and_size_equal_the_local_smoke_run(slurm_run, smoke_run):
     ]
     quality = [b[b["host"].isna()].set_index("baseline")[["accuracy", "size_bytes"]] for b in baselines]
     pd.testing.assert_frame_equal(quality[0], quality[1], check_exact=True)
+
+
+def test_two_process_training_runs_as_one_slurm_job(tmp_path):
+    """config/smoke-slurm.yaml's super-network trained data-parallel (`training.processes: 2`): one SLURM job
+    whose torchrun starts two gloo processes on its node, writing one checkpoint (tests/test_distributed.py
+    shows such a run follows the single-process loss curve; this shows it runs as a cluster job)."""
+    workdir = copy_workflow(tmp_path / "ddp")
+    config = yaml.safe_load((ROOT / CONFIG).read_text())
+    config["supernets"][NET]["training"]["processes"] = 2
+    (workdir / "config" / "ddp.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    started = time.time()
+    run = start_snakemake(
+        workdir,
+        f"results/{NET}/supernet.json",
+        "--profile",
+        "profiles/slurm",
+        "--workflow-profile",
+        "none",
+        "--configfile",
+        "config/ddp.yaml",
+        env=slurm_env(),
+        timeout=900,
+    )
+    seconds = finish(run, workdir, "two-process SLURM training", started)
+    print(f"two-process training on SLURM {seconds:.0f} s")
+
+    training = [job for job in slurm_jobs(workdir) if job.rule == "train_supernet"]
+    assert [job.state for job in training] == ["COMPLETED"], training
+    log = (workdir / f"results/logs/{NET}/train_supernet.log").read_text()
+    assert "training in 2 processes" in log, log[-3000:]
+    checkpoints = sorted((workdir / f"results/{NET}/checkpoints/supernet").glob("epoch-*"))
+    assert [p.name for p in checkpoints] == ["epoch-0001"]
+    state = json.loads((checkpoints[0] / "state.json").read_text())
+    assert state["settings"]["processes"] == 2
+    epochs = json.loads((workdir / f"results/{NET}/supernet.json").read_text())["epochs"]
+    losses = epochs[0]["step_losses"]
+    assert len(losses) == config["supernets"][NET]["training"]["max_steps_per_epoch"]
+    assert all(0 < loss < 10 for loss in losses), losses
