@@ -14,7 +14,6 @@ against each other.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -241,88 +240,17 @@ def model_size_bytes(model: nn.Module, policy: Mapping[str, str]) -> int:
     return total
 
 
-def _feeds_only_linears(node: torch.fx.Node) -> bool:
-    return bool(node.users) and all(user.target == torch.ops.aten.linear.default for user in node.users)
-
-
-def _follows_a_layer(node: torch.fx.Node) -> bool:
-    """Whether a quantize node's input is a Linear/Conv2d's output, directly or through one elementwise op
-    (ReLU, GELU): Inductor fuses such a quantization into the layer's kernel (its output scale becomes an
-    argument of the oneDNN call, not kernel source), and only for the literal form."""
-    source = node.args[0]
-    if (
-        isinstance(source, torch.fx.Node)
-        and source.target not in _LAYER_OPS
-        and len(source.all_input_nodes) == 1
-    ):
-        source = source.all_input_nodes[0]
-    return isinstance(source, torch.fx.Node) and source.target in _LAYER_OPS
-
-
-def activation_scales_as_buffers(qmodel: torch.fx.GraphModule) -> torch.fx.GraphModule:
-    """The converted graph with the input quantization of Linear layers reading its scale and zero point
-    from 0-d buffers instead of literals: same parameters and arithmetic, a new graph (`qmodel` unchanged).
-
-    Why: Inductor writes a literal scale into the source of the fused kernel that quantizes a layer's input
-    (LayerNorm, softmax-weighted values, pooling + quantize), so every calibration makes new kernel sources,
-    and each costs a C++ compile (0.6-2 s). Read from a buffer, the sources depend only on shapes and the
-    policy: layers of one shape share a kernel, and a candidate whose kernels another one already compiled
-    takes them from Inductor's cache. Left literal, where Inductor's INT8 fusion needs the literal form:
-    the input of a Conv2d (its weight-prepack pattern) and a quantization that follows a layer (fused into
-    that layer's oneDNN call as its output scale). `check_int8_kernels` still counts one INT8 kernel per
-    INT8 layer, and outputs equal the literal form's (tests/test_quantize.py).
-    """
-    tensor_overload = {  # the ops exist once a converted graph does (torch.ao registers them)
-        _QDQ.quantize_per_tensor.default: _QDQ.quantize_per_tensor.tensor,
-        _QDQ.dequantize_per_tensor.default: _QDQ.dequantize_per_tensor.tensor,
-    }
-    graph = copy.deepcopy(qmodel.graph)
-    rewritten = torch.fx.GraphModule(qmodel, graph)
-    quantizations = [n for n in graph.nodes if n.target == _QDQ.quantize_per_tensor.default]
-    for count, quantize in enumerate(quantizations):
-        dequantizations = list(quantize.users)
-        if not (
-            isinstance(quantize.args[1], float)
-            and dequantizations
-            and all(
-                d.target == _QDQ.dequantize_per_tensor.default
-                and d.args[1:3] == quantize.args[1:3]
-                and _feeds_only_linears(d)
-                for d in dequantizations
-            )
-            and not _follows_a_layer(quantize)
-        ):
-            continue
-        scale = f"_activation_scale_{count}"
-        zero_point = f"_activation_zero_point_{count}"
-        rewritten.register_buffer(scale, torch.tensor(quantize.args[1], dtype=torch.float64))
-        rewritten.register_buffer(zero_point, torch.tensor(quantize.args[2], dtype=torch.int64))
-        for node in (quantize, *dequantizations):
-            with graph.inserting_before(node):
-                buffers = (graph.get_attr(scale), graph.get_attr(zero_point))
-            node.target = tensor_overload[node.target]
-            node.args = (node.args[0], *buffers, *node.args[3:])
-    graph.lint()
-    rewritten.recompile()
-    return rewritten
-
-
 def compile_for_inference(qmodel: nn.Module, example_inputs: Inputs) -> Callable[..., Any]:
     """Inductor-compile a converted graph so its INT8 layers run as oneDNN INT8 kernels.
 
     Freezing lets Inductor constant-fold the weight quantization into packed int8 weights, which is what
-    selects `qlinear_pointwise`/`qconv_pointwise`; without it the QDQ graph runs in FP32. Activation scales
-    are compiled as buffers, not literals (`activation_scales_as_buffers`). Compilation is lazy, so this runs
-    `example_inputs` once (that is the compile cost). Call the result under `torch.inference_mode()`:
-    freezing applies only without autograd.
+    selects `qlinear_pointwise`/`qconv_pointwise`; without it the QDQ graph runs in FP32. Compilation is lazy,
+    so this runs `example_inputs` once (that is the compile cost). Call the result under
+    `torch.inference_mode()`: freezing applies only without autograd.
     """
     # process-wide on purpose: passed per call (`options=`) it misses parts of the pipeline and the Conv
-    # prepack then fails, and a later recompile (new input shape) must freeze too. Constant tensors stay
-    # buffers: Inductor would otherwise turn each 0-d scale buffer back into a literal
+    # prepack then fails, and a later recompile (new input shape) must freeze too
     torch._inductor.config.freezing = True
-    torch._inductor.config.always_keep_tensor_constants = True
-    if isinstance(qmodel, torch.fx.GraphModule):
-        qmodel = activation_scales_as_buffers(qmodel)
     compiled = torch.compile(qmodel)
     with torch.inference_mode():
         compiled(*example_inputs)

@@ -3,7 +3,6 @@ CI's tiny model and on an extracted (for the ResNet: deployable) sub-network of 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,10 +16,8 @@ from simqnas.quantize import (
     ACTIVATION_ZERO_POINT_DTYPE,
     WEIGHT_SCALE_DTYPE,
     WEIGHT_ZERO_POINT_DTYPE,
-    activation_scales_as_buffers,
     compile_for_inference,
     export_for_quantization,
-    int8_kernel_calls,
     int8_kernels_used,
     int8_state_dict,
     model_size_bytes,
@@ -234,70 +231,6 @@ def test_compiled_model_runs_int8_kernels_and_matches_qdq(case: Case, mixed: tor
     assert used <= set().union(*(expected[t] for t in int8_types))
     with torch.inference_mode():
         torch.testing.assert_close(compiled(*inputs), mixed(*inputs), atol=1e-4, rtol=1e-4)
-
-
-def _compile_with_literal_scales(qmodel: torch.fx.GraphModule, inputs) -> Callable:
-    """Inductor as it compiles INC's graph unchanged: scales as literals, small constants inlined."""
-    torch._inductor.config.freezing = True
-    torch._inductor.config.always_keep_tensor_constants = False
-    try:
-        compiled = torch.compile(qmodel)
-        with torch.inference_mode():
-            compiled(*inputs)
-    finally:
-        torch._inductor.config.always_keep_tensor_constants = True
-    return compiled
-
-
-@pytest.mark.slow
-def test_scales_as_buffers_compile_to_the_same_int8_kernels_and_outputs(case: Case, mixed) -> None:
-    """The compile-cache rewrite changes no number: the same oneDNN INT8 kernels, as often, and the same
-    logits as INC's graph compiled with literal scales (and as the QDQ graph), for every family."""
-    inputs = case.inputs(1, seed=3)
-    before = [n.target for n in mixed.graph.nodes]
-    rewritten = activation_scales_as_buffers(mixed)
-    assert [n.target for n in mixed.graph.nodes] == before  # the converted graph itself is untouched
-    with torch.no_grad():
-        torch.testing.assert_close(rewritten(*inputs), mixed(*inputs), rtol=0, atol=0)
-    # each compiled model is run before the next reset (after one, calling it would compile it again)
-    torch._dynamo.reset()
-    literal = _compile_with_literal_scales(mixed, inputs)
-    literal_calls = int8_kernel_calls(literal, inputs)
-    with torch.inference_mode():
-        literal_logits = literal(*inputs)
-    torch._dynamo.reset()
-    buffered = compile_for_inference(mixed, inputs)
-    assert int8_kernel_calls(buffered, inputs) == literal_calls
-    with torch.inference_mode():
-        torch.testing.assert_close(buffered(*inputs), literal_logits, rtol=1e-5, atol=1e-6)
-
-
-#: a C++ kernel's source in Inductor's output code
-KERNEL_SOURCE = re.compile(r"async_compile\.cpp_pybinding\((.*?)'''\)", flags=re.S)
-
-
-@pytest.mark.slow
-def test_two_calibrations_of_a_network_compile_to_the_same_kernel_sources() -> None:
-    """What makes compiling cheap: a transformer's kernels depend on its shapes and policy, not on its
-    calibrated scales, so a second candidate of the same shapes finds every kernel in Inductor's cache."""
-    from torch._inductor.utils import run_and_get_code
-
-    family = Family("bert")
-    network = family.build().extract(FAMILY_ARCH)
-    policy = dict.fromkeys(quantizable_layers(network), "int8")
-    inputs = family.inputs(1, seed=3)
-    sources, scales = [], []
-    for seed in (1, 2):
-        calibration = [family.inputs(4, seed=seed + 10 * k) for k in range(2)]
-        qmodel = quantize_static(network, family.inputs(2, seed=1), calibration, policy)
-        scales.append([n.args[1] for n in qmodel.graph.nodes if n.target == QDQ.quantize_per_tensor.default])
-        torch._dynamo.reset()
-        torch._inductor.config.freezing = True
-        with torch.inference_mode():
-            _, code = run_and_get_code(torch.compile(activation_scales_as_buffers(qmodel)), *inputs)
-        sources.append(KERNEL_SOURCE.findall("".join(code)))
-    assert scales[0] != scales[1]  # two calibrations, two sets of scales
-    assert sources[0] and sources[0] == sources[1]
 
 
 @pytest.mark.slow
