@@ -165,15 +165,21 @@ def _check_counts(warmup: int, runs: int, threads: int) -> None:
 
 
 @contextmanager
-def _timing(threads: int) -> Iterator[None]:
-    """Inference mode (as deployed) on `threads` threads; the previous thread count is restored after."""
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to `threads` (None: left as they are), the previous count restored."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads or previous)
     try:
-        with torch.inference_mode():
-            yield
+        yield
     finally:
         torch.set_num_threads(previous)
+
+
+@contextmanager
+def _timing(threads: int) -> Iterator[None]:
+    """Inference mode (as deployed) on `threads` threads; the previous thread count is restored after."""
+    with torch_threads(threads), torch.inference_mode():
+        yield
 
 
 def _timed_passes(model: Model, inputs: Inputs, runs: int) -> list[float]:

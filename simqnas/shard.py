@@ -34,7 +34,7 @@ from simqnas.candidate import (
 from simqnas.data import load_split
 from simqnas.evalstore import EvaluationStore, StoredEvaluation, safetensors_sha256
 from simqnas.history import QUALITY_COLUMNS
-from simqnas.latency import GatedLatency, HostProfile, machine_columns
+from simqnas.latency import GatedLatency, HostProfile, machine_columns, torch_threads
 from simqnas.space import SearchSpace
 from simqnas.supernets import load_supernet
 from simqnas.supernets.base import Arch, SuperNetwork
@@ -154,9 +154,7 @@ class EvaluationContext:
             self.settings.eval_batch_size,
             host.settings() if host else None,
         )
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads or previous)
-        try:
+        with torch_threads(self.threads):
             return evaluate_candidate(
                 self.supernet,
                 arch,
@@ -167,8 +165,6 @@ class EvaluationContext:
                 measure_accuracy=measure_accuracy,
                 reference=reference,
             )
-        finally:
-            torch.set_num_threads(previous)
 
 
 def quality_problem(record: Mapping[str, Any]) -> str | None:
