@@ -11,8 +11,11 @@ and the `local` host profile (warm-up, runs, trim). Sections (`--sections`, defa
   jobs     each job kind of a search iteration, as the workflow runs it (a fresh process reading the job's
            files, an empty store) over the same `--candidates` random candidates: a quality shard
            (accuracy + size), a latency job of a latency run (accuracy + size + latency in one pass) and
-           a latency-only job; wall time from process start, the share of start + loads, per-candidate
-           phases
+           a latency-only job; wall time from process start, start + loads, a quality job's first-candidate
+           warm-up, the share of the job's overhead, per-candidate phases
+  pool     one iteration of `--pool RUNS POPULATION` size searches (default 12 x 8, the default's BERT
+           comparison): a quality shard per run against one shard pooling them all; summed wall time,
+           start + loads, warm-up and their share
   repeat   repeatability of a latency: the largest all-INT8 sub-network measured by `--repeat-jobs`
            separate latency jobs; the spread of the reported statistic between jobs
   cache    Inductor compile time per candidate: cold cache dir, later candidates of the same process, a fresh
@@ -82,7 +85,7 @@ from simqnas.supernets.bert import BertSuperNetwork
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "config.yaml"
-SECTIONS = ("cost", "jobs", "repeat", "cache", "tau")
+SECTIONS = ("cost", "jobs", "pool", "repeat", "cache", "tau")
 
 
 class Setup:
@@ -281,29 +284,57 @@ JOBS = {
 
 def job_worker(request: dict[str, Any]) -> dict[str, Any]:
     """In this fresh process, as `evaluate_shard` / `measure_latency` do: load the context, then evaluate
-    every genome into an empty store. Seconds are counted from `request["spawned"]`, the parent's clock
-    just before it started this process, so interpreter start and imports count as job start."""
+    every genome (a quality job: of every run of `request["pool"]`) into an empty store. Seconds are
+    counted from `request["spawned"]`, the parent's clock just before it started this process, so
+    interpreter start and imports count as job start. A quality job then evaluates its first candidate
+    again, in the now warm process and into another empty store: what the first one cost beyond that is
+    the job's warm-up (the imports and first traces that happen inside a first quantization)."""
     import time as clock
 
-    from simqnas.shard import EvaluationContext, evaluate_quality, measure_on_host
+    from simqnas.shard import EvaluationContext, evaluate_pool, measure_on_host
 
     spec = {"calibration": {"batch_size": request["calibration_batch_size"]}}
     spec["evaluation"] = {"batch_size": request["eval_batch_size"]}
     context = EvaluationContext.from_job(request["files"], "joint", spec)
     store = EvaluationStore(request["store"])
-    genomes = list(enumerate(np.asarray(request["genomes"])))
+    pool = request.get("pool") or {"run": request["genomes"]}
+    members = {run: list(enumerate(np.asarray(genomes))) for run, genomes in pool.items()}
+    genomes = [member for run_members in members.values() for member in run_members]
     loaded = clock.time() - request["spawned"]
+    warm_first = None
     if request["kind"] == "quality":
-        table = evaluate_quality(context, genomes, store)
+        table = evaluate_pool(context, members, store)
         keys = list(table["quality_key"])
+        done = clock.time() - request["spawned"]
+        with tempfile.TemporaryDirectory(prefix="evals-warm-") as again:
+            warm = evaluate_pool(context, {"run": genomes[:1]}, EvaluationStore(again))
+            warm_first = sum(EvaluationStore(again).get(warm["quality_key"][0])["timings_s"].values())
     else:
         host, machine = HostProfile.for_latency_job(request["host"])
         table = measure_on_host(
             context, genomes, host, machine, store, with_quality=request["kind"] == "one_pass"
         )
         keys = list(table["latency_key"])
+        done = clock.time() - request["spawned"]
     timings = [store.get(key)["timings_s"] for key in keys]
-    return {"start_and_loads_s": loaded, "timings": timings, "done": clock.time() - request["spawned"]}
+    return {"start_and_loads_s": loaded, "timings": timings, "done": done, "warm_first_s": warm_first}
+
+
+def job_overhead(result: Mapping[str, Any]) -> dict[str, float]:
+    """What a job paid beyond its candidates' own evaluations: start and loads before the first candidate,
+    the rest of the time between candidates, and (quality jobs) the first candidate's warm-up."""
+    evaluations = sum(sum(timings.values()) for timings in result["timings"])
+    warmup = 0.0
+    if result["warm_first_s"] is not None:
+        warmup = max(0.0, sum(result["timings"][0].values()) - result["warm_first_s"])
+    overhead = result["done"] - evaluations + warmup
+    return {
+        "wall_s": result["done"],
+        "start_and_loads_s": result["start_and_loads_s"],
+        "first_candidate_warmup_s": warmup,
+        "overhead_s": overhead,
+        "overhead_share": overhead / result["done"],
+    }
 
 
 def section_jobs(
@@ -331,12 +362,55 @@ def section_jobs(
             {
                 "job": label,
                 "candidates": candidates,
-                "wall_s": wall,
-                "start_and_loads_s": result["start_and_loads_s"],
-                "start_and_loads_share": result["start_and_loads_s"] / wall,
+                **job_overhead(result),
                 "per_candidate_s": wall / candidates,
                 "per_candidate_without_start_s": (wall - result["start_and_loads_s"]) / candidates,
                 **{f"{phase}_s": seconds for phase, seconds in phases.mean().items()},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------- pool
+
+
+def section_pool(setup: Setup, runs: int, population: int, seed: int, files: dict[str, str]) -> pd.DataFrame:
+    """One iteration of `runs` accuracy + size searches of `population` random candidates each, evaluated
+    the two ways the workflow has laid out: a quality shard per run (before), and one shard pooling every
+    run's population (the workflow's `evaluate_shard` since pools, at the default's `shards: 1`). Each job
+    is a fresh process with an empty store; per layout the summed wall time, start and loads, first
+    candidates' warm-up, and the share of the wall time they take."""
+    genomes = setup.random(runs * population, seed)
+    pool = {
+        f"run{r}": [[int(g) for g in genome] for genome in genomes[r * population : (r + 1) * population]]
+        for r in range(runs)
+    }
+    layouts = {"a shard per run (before)": [{run: pool[run]} for run in pool], "one pooled shard": [pool]}
+    rows = []
+    for layout, jobs in layouts.items():
+        results = []
+        for members in jobs:
+            with tempfile.TemporaryDirectory(prefix="evals-") as store:
+                request = {
+                    "kind": "quality",
+                    "files": files,
+                    "store": store,
+                    "pool": members,
+                    "calibration_batch_size": setup.settings.calibration_batch_size,
+                    "eval_batch_size": setup.settings.eval_batch_size,
+                }
+                results.append(job_overhead(_run_worker("--job-worker", request)))
+        summed = pd.DataFrame(results).sum()
+        rows.append(
+            {
+                "layout": layout,
+                "jobs": len(jobs),
+                "candidates": runs * population,
+                **{key: summed[key] for key in ("wall_s", "start_and_loads_s", "first_candidate_warmup_s")},
+                "overhead_s": summed["overhead_s"],
+                "overhead_share": summed["overhead_s"] / summed["wall_s"],
+                "overhead_per_job_s": summed["overhead_s"] / len(jobs),
+                "per_candidate_s": summed["wall_s"] / (runs * population),
             }
         )
     return pd.DataFrame(rows)
@@ -528,6 +602,14 @@ def main() -> None:
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--candidates", type=int, default=24, help="candidates per job / cache process")
+    parser.add_argument(
+        "--pool",
+        type=int,
+        nargs=2,
+        default=(12, 8),
+        metavar=("RUNS", "POPULATION"),
+        help="size runs and population of the pooled iteration (default: the default's BERT comparison)",
+    )
     parser.add_argument("--repeat-jobs", type=int, default=5, help="separate latency jobs for repeatability")
     parser.add_argument("--subnets", type=int, default=24, help="sub-networks for Kendall's tau")
     parser.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds for tau")
@@ -560,10 +642,13 @@ def main() -> None:
         tables["cost"] = section_cost(setup)
     host = {"name": "local", **yaml.safe_load(CONFIG.read_text())["hosts"]["local"], "threads": args.threads}
     with tempfile.TemporaryDirectory(prefix="job-files-") as job_root:
-        if {"jobs", "repeat"} & set(sections):
+        if {"jobs", "pool", "repeat"} & set(sections):
             files = write_job_files(setup, Path(job_root))
         if "jobs" in sections:
             tables["jobs"] = section_jobs(setup, args.candidates, args.seed, host, files)
+        if "pool" in sections:
+            runs, population = args.pool
+            tables["pool"] = section_pool(setup, runs, population, args.seed + 300, files)
         if "repeat" in sections:
             tables["repeat"] = section_repeat(setup, args.repeat_jobs, host, files)
     if "cache" in sections:

@@ -1,5 +1,6 @@
 # Shared helpers: the search runs from the config, paths, and wildcard constraints.
 import json
+from types import SimpleNamespace as Namespace
 
 from snakemake.exceptions import WorkflowError
 
@@ -47,6 +48,9 @@ wildcard_constraints:
 # a search run's folder under results/ (outputs), results/logs/ and results/benchmarks/
 RUN = "{net}/search/{space}-{obj}/{algo}/seed{seed}"
 RUN_DIR = f"results/{RUN}"
+# the accuracy + size shards of one iteration of every size run of a network and space (`pool_runs`)
+POOL = "{net}/search/{space}-size/shards/it{it}"
+POOL_DIR = f"results/{POOL}"
 
 
 def run_of(wildcards) -> SearchRun:
@@ -160,18 +164,54 @@ def history_of(wildcards) -> list[str]:
 
 def candidate_count(wildcards) -> int:
     """How many candidates iteration `it` proposed (0 once the search has evaluated its whole space)."""
-    candidates = checkpoints.propose.get(**wildcards).output.candidates
+    candidates = checkpoints.propose.get(
+        **{key: getattr(wildcards, key) for key in ("net", "space", "obj", "algo", "seed", "it")}
+    ).output.candidates
     return len(json.loads(open(candidates).read())["genomes"])
 
 
+def pool_runs(wildcards) -> list:
+    """The runs an evaluation shard of iteration `it` pools: every accuracy + size run of the network and
+    space that has an iteration `it`, in config order. One process evaluates all their populations, so it
+    pays its start, imports and loads once for them all (a latency run's latency job measures its own)."""
+    return [
+        run
+        for run in RUNS
+        if (run.net, run.space, run.host) == (wildcards.net, wildcards.space, None)
+        and int(wildcards.it) < run.iterations
+    ]
+
+
+def pool_candidates(wildcards) -> list[str]:
+    return [run_file(run, f"it{wildcards.it}/candidates.json") for run in pool_runs(wildcards)]
+
+
+def pool_size(wildcards) -> int:
+    """How many candidates the runs of a pool proposed at its iteration."""
+    return sum(
+        candidate_count(
+            Namespace(
+                net=run.net,
+                space=run.space,
+                obj=run.objective,
+                algo=run.algorithm,
+                seed=str(run.seed),
+                it=wildcards.it,
+            )
+        )
+        for run in pool_runs(wildcards)
+    )
+
+
 def shards_of(wildcards) -> list[str]:
-    """Accuracy + size shards of an iteration; none for a latency run, whose latency job measures accuracy,
-    size and latency of each candidate in one pass (one quantization, one process)."""
+    """Accuracy + size shards of the pool this run's iteration belongs to; none for a latency run, whose
+    latency job measures accuracy, size and latency of each candidate in one pass (one quantization, one
+    process)."""
     if run_of(wildcards).host:
         return []
     return [
-        f"{RUN_DIR}/it{{it}}/shard{shard}.csv".format(**wildcards)
-        for shard in range(min(config["shards"], candidate_count(wildcards)))
+        f"{POOL_DIR}/shard{shard}.csv".format(**wildcards)
+        for shard in range(min(config["shards"], pool_size(wildcards)))
     ]
 
 

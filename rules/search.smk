@@ -1,7 +1,9 @@
 # Stage 5: the searches. Iteration `it` of a run proposes a population (a checkpoint: the number of
-# shards follows from what was proposed), shards evaluate it (one process, many candidates, every
-# evaluation stored content-addressed under results/{net}/evals and reused by every run), latency
-# runs add an exclusive latency job, and a gather rule writes the iteration's evaluations.
+# shards follows from what was proposed); the accuracy + size runs of a network and space pool their
+# iteration-`it` populations into `shards` evaluation jobs (one process, many candidates: its start and
+# loads are paid once for them all; every evaluation stored content-addressed under results/{net}/evals
+# and reused by every run); a latency run's iteration is one exclusive latency job; a gather rule writes
+# each run's evaluations of the iteration.
 
 
 checkpoint propose:
@@ -29,17 +31,17 @@ checkpoint propose:
 
 rule evaluate_shard:
     input:
-        candidates=f"{RUN_DIR}/it{{it}}/candidates.json",
+        candidates=pool_candidates,
         supernet="results/{net}/supernet.safetensors",
         space="results/{net}/space.yaml",
         validation=lambda wildcards: split_file(wildcards.net, "validation"),
         calibration="results/{net}/calibration.safetensors",
     output:
-        f"{RUN_DIR}/it{{it}}/shard{{shard}}.csv",
+        f"{POOL_DIR}/shard{{shard}}.csv",
     log:
-        f"results/logs/{RUN}/it{{it}}/shard{{shard}}.log",
+        f"results/logs/{POOL}/shard{{shard}}.log",
     benchmark:
-        f"results/benchmarks/{RUN}/it{{it}}/shard{{shard}}.tsv"
+        f"results/benchmarks/{POOL}/shard{{shard}}.tsv"
     conda:
         "../envs/quantize.yaml"
     threads: config["threads"]
@@ -47,6 +49,7 @@ rule evaluate_shard:
         mem_mb=4000,
         runtime=120,
     params:
+        runs=lambda wildcards: [run.label for run in pool_runs(wildcards)],
         shards=config["shards"],
         supernet=supernet_params(*EVALUATION_KEYS),
         store=lambda wildcards: f"results/{wildcards.net}/evals",

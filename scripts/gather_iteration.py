@@ -11,6 +11,7 @@ table = gather_iteration(
     list(snakemake.input.shards),
     list(snakemake.input.latency),
     int(snakemake.wildcards.it),
+    run=snakemake.params.run.label,
 )
 with atomic_path(snakemake.output[0]) as tmp:
     table.to_csv(tmp, index=False)

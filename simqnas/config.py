@@ -85,6 +85,11 @@ class SearchRun:
     def directory(self) -> str:
         return f"results/{self.net}/search/{self.experiment}/{self.algorithm}/seed{self.seed}"
 
+    @property
+    def label(self) -> str:
+        """The run among the runs of its network and experiment (e.g. the runs an evaluation shard pools)."""
+        return f"{self.algorithm}/seed{self.seed}"
+
 
 def _key_path(path: Any) -> str:
     return ".".join(str(p) for p in path) or "(top level)"

@@ -87,10 +87,15 @@ QUALITY_COLUMNS = ["candidate", "accuracy", "size_bytes", "quality_key", "qualit
 
 
 def gather_iteration(
-    genomes: np.ndarray, shards: Sequence[str | Path], latency: Sequence[str | Path], iteration: int
+    genomes: np.ndarray,
+    shards: Sequence[str | Path],
+    latency: Sequence[str | Path],
+    iteration: int,
+    run: str | None = None,
 ) -> pd.DataFrame:
     """One row per proposed candidate: accuracy and size (from the shards or, in a latency run, from the
-    latency job, which measures all three in one pass) joined with latency if measured.
+    latency job, which measures all three in one pass) joined with latency if measured. Shards that pool
+    several runs' candidates (a `run` column) give the rows of `run`.
 
     An iteration without candidates (the search has evaluated every network of its space) has no shards
     and gives an empty table: the run ends with what it has, logged, instead of failing.
@@ -101,6 +106,8 @@ def gather_iteration(
     timing = pd.concat([pd.read_csv(t) for t in latency], ignore_index=True) if latency else None
     if shards:
         frame, source = pd.concat([pd.read_csv(s) for s in shards], ignore_index=True), str(shards[0])
+        if "run" in frame:
+            frame = frame[frame["run"] == run].drop(columns="run")
     elif timing is not None:
         frame, source = timing[QUALITY_COLUMNS], str(latency[0])
         timing = timing.drop(columns=QUALITY_COLUMNS[1:])
@@ -109,7 +116,9 @@ def gather_iteration(
     frame = frame.sort_values("candidate")
     expected = list(range(len(genomes)))
     if frame["candidate"].tolist() != expected:
-        raise ValueError(f"{source}: the evaluations do not cover candidates 0..{len(genomes) - 1} once")
+        whose = f" of {run}" if run else ""
+        expected_range = f"0..{len(genomes) - 1}"
+        raise ValueError(f"{source}: the evaluations{whose} do not cover candidates {expected_range} once")
     check_measurements(frame, ["accuracy", "size_bytes"], source)
     if timing is not None:
         check_measurements(timing, ["latency_ms"], str(latency[0]))

@@ -206,9 +206,10 @@ def _quality_row(index: int, record: Mapping[str, Any], key: str, cached: bool) 
     }
 
 
-def _log_quality(index: int, record: Mapping[str, Any], cached: bool) -> None:
+def _log_quality(label: str, index: int, record: Mapping[str, Any], cached: bool) -> None:
     log.info(
-        "candidate %d: accuracy %.4f size %d bytes (%s)",
+        "%scandidate %d: accuracy %.4f size %d bytes (%s)",
+        f"{label} " if label else "",
         index,
         record["accuracy"],
         record["size_bytes"],
@@ -217,9 +218,13 @@ def _log_quality(index: int, record: Mapping[str, Any], cached: bool) -> None:
 
 
 def evaluate_quality(
-    context: EvaluationContext, genomes: Iterable[tuple[int, np.ndarray]], store: EvaluationStore
+    context: EvaluationContext,
+    genomes: Iterable[tuple[int, np.ndarray]],
+    store: EvaluationStore,
+    label: str = "",
 ) -> pd.DataFrame:
-    """Accuracy (on the quantized model) and exact size of each (candidate index, genome)."""
+    """Accuracy (on the quantized model) and exact size of each (candidate index, genome); `label` names
+    their run in the log."""
     rows = []
     for index, genome in genomes:
         arch, policy = context.candidate(genome)
@@ -228,7 +233,7 @@ def evaluate_quality(
         if not cached:
             result = context.evaluate(arch, policy, None, measure_accuracy=True)
             quality.put(store, {k: result[k] for k in QUALITY_RECORD}, f"candidate {index}")
-        _log_quality(index, quality.record, cached)
+        _log_quality(label, index, quality.record, cached)
         rows.append(_quality_row(index, quality.record, quality.key, cached))
     return pd.DataFrame(rows, columns=QUALITY_COLUMNS)
 
@@ -329,9 +334,33 @@ def measure_on_host(
     return pd.DataFrame(rows)
 
 
-def shard_members(genomes: np.ndarray, shard: int, shards: int) -> list[tuple[int, np.ndarray]]:
-    """Candidates shard, shard + shards, ... of an iteration (round robin, so shards get even loads)."""
-    return [(i, genomes[i]) for i in range(shard, len(genomes), shards)]
+def pool_members(
+    candidates: Mapping[str, np.ndarray], shard: int, shards: int
+) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """Shard `shard` of `shards` of an iteration's pool: the populations of its runs (run label -> genomes)
+    laid end to end, candidates shard, shard + shards, ... of them (round robin, so shards get even loads),
+    grouped back by run as (candidate index in its run, genome)."""
+    pooled = [(run, i, genome) for run, genomes in candidates.items() for i, genome in enumerate(genomes)]
+    members: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for run, i, genome in pooled[shard::shards]:
+        members.setdefault(run, []).append((i, genome))
+    return members
+
+
+def evaluate_pool(
+    context: EvaluationContext,
+    members: Mapping[str, Iterable[tuple[int, np.ndarray]]],
+    store: EvaluationStore,
+) -> pd.DataFrame:
+    """Accuracy and size of the candidates of several runs (run label -> (candidate index, genome)), in one
+    process: one table, each row with its run's label, in the order evaluated. A network two runs proposed
+    is evaluated once; the second reads it from the store."""
+    columns = ["run", *QUALITY_COLUMNS]
+    frames = [
+        evaluate_quality(context, genomes, store, label=run).assign(run=run)[columns]
+        for run, genomes in members.items()
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def evaluation_settings(supernet_spec: Mapping[str, Any]) -> EvaluationSettings:

@@ -53,6 +53,7 @@ NOT_DETERMINED = re.compile(r"latency|normalized|cached|^host$|cpu_model")
 #: LINAS's joint searches of config/smoke.yaml: the killed run's target
 RUNS = {objective: f"results/bert/search/joint-{objective}/linas/seed0" for objective in ("size", "latency")}
 TARGETS = [f"{run}/evaluations.csv" for run in RUNS.values()]
+SHARDS = 2  # config/smoke.yaml
 
 
 def _guarded_env(guard_log: Path) -> dict[str, str]:
@@ -147,23 +148,36 @@ def during_training(workdir: Path) -> Condition:
     return condition
 
 
-def in_the_middle_of(workdir: Path, job: str, shards: int) -> Condition:
+#: where a job's log lies under results/logs: a shard pools an iteration of every size run of a space
+JOB_LOGS = {"shard*": "*/search/*/shards/it*/shard*.log", "latency-*": "*/search/*/*/*/it*/latency-*.log"}
+
+
+def _candidate_count(folder: Path, log: Path) -> int:
+    """How many candidates the job of `log`, whose table goes to `folder`, has to evaluate: a latency job
+    its run's iteration, a shard its share of the iteration's pool (every size run of the space)."""
+    if log.stem.startswith("latency"):
+        return len(json.loads((folder / "candidates.json").read_text())["genomes"])
+    pool = folder.parent.parent.glob(f"*/seed*/{folder.name}/candidates.json")
+    count = sum(len(json.loads(path.read_text())["genomes"]) for path in pool)
+    return len(range(int(log.stem[5:]), count, SHARDS))
+
+
+def in_the_middle_of(workdir: Path, job: str) -> Condition:
     """A `job` (shard* or latency-*) of the current run that has just evaluated a candidate afresh and has
     more to do (the log of a job killed by an earlier run, not yet run again, is stale: not that moment)."""
 
     def condition(since_ns: int) -> Moment | None:
-        for log in sorted((workdir / "results/logs").glob(f"*/search/*/*/*/it*/{job}.log")):
+        for log in sorted((workdir / "results/logs").glob(JOB_LOGS[job])):
             with contextlib.suppress(FileNotFoundError):  # Snakemake may remove it meanwhile
                 if log.stat().st_mtime_ns < since_ns:
                     continue
-            run = workdir / "results" / log.parent.relative_to(workdir / "results/logs")
-            output = run / log.name.replace(".log", ".csv")
+            folder = workdir / "results" / log.parent.relative_to(workdir / "results/logs")
+            output = folder / log.name.replace(".log", ".csv")
             # "(8.1 s)" / "(measured)": evaluated now, "(cached)": read back; logged once stored
             notes = _lines(log, r"candidate \d+: .*\((.*)\)$")
             if output.exists() or all(note == "cached" for note in notes):
                 continue
-            count = len(json.loads((run / "candidates.json").read_text())["genomes"])
-            members = len(range(int(log.stem[5:]), count, shards)) if log.stem.startswith("shard") else count
+            members = _candidate_count(folder, log)
             if len(notes) < members:
                 return f"{log.relative_to(workdir)}: {len(notes)} of {members} candidates done", output
         return None
@@ -217,8 +231,8 @@ def _reads(workdir: Path, after_ns: int = 0, before_ns: int | None = None) -> pd
     """The evaluations read or computed by the jobs whose tables were written between two moments."""
     frames = [
         _table_reads(path)
-        for pattern in ("shard*.csv", "latency-*.csv")
-        for path in (workdir / "results/bert/search").glob(f"*/*/*/it*/{pattern}")
+        for pattern in ("*/shards/it*/shard*.csv", "*/*/*/it*/latency-*.csv")
+        for path in (workdir / "results/bert/search").glob(pattern)
         if after_ns < path.stat().st_mtime_ns and (before_ns is None or path.stat().st_mtime_ns < before_ns)
     ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"key": [], "cached": []})
@@ -229,9 +243,8 @@ def test_killed_three_times_resumes_to_the_uninterrupted_result_offline(smoke_ru
     guard_log = tmp_path / "netguard.log"
     env = _guarded_env(guard_log)
     output_log = tmp_path / "snakemake.log"
-    shards = 2  # config/smoke.yaml
-    shard = in_the_middle_of(workdir, "shard*", shards)
-    latency = in_the_middle_of(workdir, "latency-*", shards)
+    shard = in_the_middle_of(workdir, "shard*")
+    latency = in_the_middle_of(workdir, "latency-*")
     # which evaluation jobs still measure something afresh depends on the order Snakemake runs them in (a
     # latency run's one-pass job stores the quality a size run's shard then reads back): the second kill
     # prefers a shard, the third a latency job, each taking the other kind when only it is running

@@ -17,6 +17,7 @@ from simqnas.quantize import (
     WEIGHT_SCALE_DTYPE,
     WEIGHT_ZERO_POINT_DTYPE,
     compile_for_inference,
+    cpu_info_without_clock_probe,
     export_for_quantization,
     int8_kernels_used,
     int8_state_dict,
@@ -253,3 +254,17 @@ def test_a_layer_the_forward_never_calls_is_an_error() -> None:
     case = Case(WithUnusedLayer().eval(), text_data, TinyText.input_names, {})
     with pytest.raises(RuntimeError, match="never calls: spare"):
         _quantize(case, dict.fromkeys([*LAYERS, "spare"], "int8"))
+
+
+def test_inc_reads_the_same_cpu_without_py_cpuinfo_s_clock_probe() -> None:
+    """What INC reads of py-cpuinfo (architecture, brand) is what py-cpuinfo's own `get_cpu_info()` reports;
+    the in-process answer only leaves out the CPUID probe's clock measurement."""
+    from cpuinfo import cpuinfo
+
+    probing = cpuinfo.DataSource.can_cpuid
+    ours, theirs = cpu_info_without_clock_probe(), cpuinfo.get_cpu_info()
+    assert {key: ours.get(key) for key in ("arch", "bits", "brand_raw", "count")} == {
+        key: theirs.get(key) for key in ("arch", "bits", "brand_raw", "count")
+    }
+    assert ours["brand_raw"] and "hz_actual" in theirs
+    assert cpuinfo.DataSource.can_cpuid == probing  # the probe is left as it was for py-cpuinfo's own use

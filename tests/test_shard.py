@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -19,11 +21,12 @@ from simqnas.latency import HostProfile
 from simqnas.shard import (
     EvaluationContext,
     evaluate_baseline,
+    evaluate_pool,
     evaluate_quality,
     latency_problem,
     measure_on_host,
+    pool_members,
     quality_problem,
-    shard_members,
 )
 from simqnas.space import SearchSpace
 from simqnas.supernets.bert import BertSuperNetwork
@@ -90,11 +93,40 @@ def load_context(root, kind: str = "joint") -> EvaluationContext:
     return EvaluationContext.from_job(files, kind, spec)
 
 
-def test_shards_split_candidates_round_robin():
-    genomes = np.arange(10).reshape(5, 2)
-    members = [shard_members(genomes, shard, 2) for shard in range(2)]
-    assert [i for i, _ in members[0]] == [0, 2, 4]
-    assert [i for i, _ in members[1]] == [1, 3]
+def test_shards_split_a_pool_of_runs_round_robin():
+    pool = {"linas/seed0": np.arange(6).reshape(3, 2), "random/seed0": np.arange(4).reshape(2, 2) + 10}
+    members = [pool_members(pool, shard, 2) for shard in range(2)]
+    indices = [{run: [i for i, _ in genomes] for run, genomes in shard.items()} for shard in members]
+    assert indices[0] == {"linas/seed0": [0, 2], "random/seed0": [1]}
+    assert indices[1] == {"linas/seed0": [1], "random/seed0": [0]}
+    assert [g.tolist() for g in (members[1]["random/seed0"][0][1], members[0]["linas/seed0"][1][1])] == [
+        [10, 11],
+        [4, 5],
+    ]
+    last = pool_members(pool, 4, 6)
+    assert [(run, [i for i, _ in genomes]) for run, genomes in last.items()] == [("random/seed0", [1])]
+    assert pool_members(pool, 5, 6) == {}  # more shards than candidates: the workflow plans no such shard
+
+
+def test_a_pooled_shard_gathers_into_each_run_s_own_evaluations(job_files, tmp_path):
+    """One process evaluates two runs' populations; a network both proposed is evaluated once; each run
+    gathers its own candidates, with the numbers a shard of its own would have measured."""
+    context = load_context(job_files)
+    genomes = context.space.sample(3, np.random.default_rng(4))
+    pool = {"linas/seed0": genomes[:2], "random/seed0": genomes[1:]}
+    store = EvaluationStore(tmp_path / "evals")
+    table = evaluate_pool(context, pool_members(pool, 0, 1), store)
+    assert table["run"].tolist() == ["linas/seed0"] * 2 + ["random/seed0"] * 2
+    assert table["quality_cached"].tolist() == [False, False, True, False]  # random's first is linas' second
+    table.to_csv(tmp_path / "shard0.csv", index=False)
+    alone = evaluate_quality(context, list(enumerate(genomes)), EvaluationStore(tmp_path / "alone"))
+    for run, rows in {"linas/seed0": [0, 1], "random/seed0": [1, 2]}.items():
+        gathered = gather_iteration(pool[run], [tmp_path / "shard0.csv"], [], iteration=0, run=run)
+        assert gathered["candidate"].tolist() == [0, 1]
+        assert gathered["accuracy"].tolist() == alone["accuracy"].iloc[rows].tolist()
+        assert gathered["size_bytes"].tolist() == alone["size_bytes"].iloc[rows].tolist()
+    with pytest.raises(ValueError, match=r"evaluations of tpe/seed0 do not cover candidates 0\.\.1 once"):
+        gather_iteration(pool["linas/seed0"], [tmp_path / "shard0.csv"], [], iteration=0, run="tpe/seed0")
 
 
 def test_quality_is_measured_once_and_then_read_from_the_store(job_files, tmp_path):
@@ -377,3 +409,12 @@ def test_an_int8_layer_that_compiles_to_fp32_code_is_an_error_not_a_latency(job_
     one = (data["input_ids"][:1], data["attention_mask"][:1])
     with pytest.raises(RuntimeError, match="12 INT8 kernel calls for 14 INT8 layers"):
         compile_checked(qmodel, one, policy, 1, PhaseTimer())
+
+
+def test_an_evaluation_job_does_not_import_the_search_algorithms():
+    """A shard reads the history's types, not the algorithms: their imports (pymoo, optuna) would be paid by
+    every evaluation job."""
+    probe = "import sys, simqnas.shard, simqnas.history; print(sorted(m for m in sys.modules if 'optuna' in m"
+    probe += " or m.startswith(('simqnas.search.linas', 'simqnas.search.tpe'))))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = "config/smoke-slurm.yaml"
 NET = "bert"
 LATENCY_RULES = {"baseline_latency", "measure_latency", "remeasure_front_latency"}
-RUN_LOG = "results/logs/{net}/search/{space}-{obj}/{algo}/seed{seed}/it{it}/shard{shard}.log"
-RUN_DIR = "results/{net}/search/{space}-{obj}/{algo}/seed{seed}"
+# an evaluation shard pools iteration `it` of every size run of a space
+SHARD = "{net}/search/{space}-size/shards/it{it}/shard{shard}"
 
 _reason = slurm_unavailable_reason()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
@@ -96,10 +96,11 @@ class ShardKiller(threading.Thread):
     def progress(self, job: SlurmJob) -> tuple[str, int, int]:
         """The shard's log, how many of its candidates it has finished, and how many it has."""
         wildcards = job.wildcards
-        log = self.workdir / RUN_LOG.format(**wildcards)
-        candidates = self.workdir / RUN_DIR.format(**wildcards) / f"it{wildcards['it']}" / "candidates.json"
+        log = self.workdir / "results/logs" / f"{SHARD.format(**wildcards)}.log"
+        runs = self.workdir / "results/{net}/search/{space}-size".format(**wildcards)
+        pool = runs.glob(f"*/seed*/it{wildcards['it']}/candidates.json")
         text = log.read_text() if log.exists() else ""
-        count = len(json.loads(candidates.read_text())["genomes"])
+        count = sum(len(json.loads(path.read_text())["genomes"]) for path in pool)
         members = len(range(int(wildcards["shard"]), count, self.shards))
         return text, sum(" candidate " in line for line in text.splitlines()), members
 
@@ -119,10 +120,7 @@ class ShardKiller(threading.Thread):
                 continue
             for job in jobs:
                 if not (
-                    job.rule == "evaluate_shard"
-                    and job.wildcards.get("obj") == "size"
-                    and job.state == "RUNNING"
-                    and job.slurm_id not in self.tried
+                    job.rule == "evaluate_shard" and job.state == "RUNNING" and job.slurm_id not in self.tried
                 ):
                     continue
                 log, finished, members = self.progress(job)
@@ -232,10 +230,7 @@ def test_killed_job_was_retried_and_kept_what_it_had_finished(slurm_run):
     ), attempts
     # the retry read back the evaluation the killed job had stored and computed the rest
     wildcards = killer.killed.wildcards
-    shard = pd.read_csv(
-        slurm_run["workdir"]
-        / f"{RUN_DIR.format(**wildcards)}/it{wildcards['it']}/shard{wildcards['shard']}.csv"
-    )
+    shard = pd.read_csv(slurm_run["workdir"] / f"results/{SHARD.format(**wildcards)}.csv")
     finished = sum(" candidate " in line for line in killer.log_at_kill.splitlines())
     assert finished >= 1 and shard["quality_cached"].tolist()[:finished] == [True] * finished
 

@@ -136,8 +136,9 @@ def test_interrupted_iteration_resumes_without_redoing_finished_evaluations(smok
     lost = store / before["quality_key"][0][:2] / f"{before['quality_key'][0]}.json"
     lost.unlink()  # the candidate the killed shard was working on
     # the iteration's tables and everything downstream of them did not exist yet when the run was killed
+    pool = smoke_run / "results/bert/search/joint-size/shards/it1"  # the shards of every size run
     for table in [
-        *iteration.glob("shard*.csv"),
+        *pool.glob("shard*.csv"),
         iteration / "evaluated.csv",
         iteration.parent / "evaluations.csv",
     ]:
