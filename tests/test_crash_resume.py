@@ -3,8 +3,10 @@
 One run of config/smoke.yaml on a temporary copy of the workflow is killed (SIGKILL to every process group of
 Snakemake and its jobs) at three points, each detected from the files and logs the jobs write. Its target is
 LINAS's two joint searches (accuracy + size, accuracy + latency), which hold every kind of job a kill can
-catch (training, evaluation shards, latency jobs, checkpointed proposals) at a third of the whole smoke run's
-cost (issue 14, item 9); the whole run is tests/test_workflow.py's.
+catch (training, evaluation shards, latency jobs, checkpointed proposals) at a fraction of the whole smoke
+run's cost (issue 14, item 9; the shards of the accuracy + size search also evaluate the populations of
+the NSGA-II and random size searches it pools with, so those searches run too); the whole run is
+tests/test_workflow.py's.
 
 1. during super-network training (the training log shows the first epoch started, no super-network yet);
 2. in the middle of an evaluation shard (its log shows a freshly evaluated candidate, the shard has more,
