@@ -1,6 +1,5 @@
 # Shared helpers: the search runs from the config, paths, and wildcard constraints.
 import json
-from types import SimpleNamespace as Namespace
 
 from snakemake.exceptions import WorkflowError
 
@@ -162,18 +161,18 @@ def history_of(wildcards) -> list[str]:
     ]
 
 
-def candidate_count(wildcards) -> int:
-    """How many candidates iteration `it` proposed (0 once the search has evaluated its whole space)."""
-    candidates = checkpoints.propose.get(
-        **{key: getattr(wildcards, key) for key in ("net", "space", "obj", "algo", "seed", "it")}
-    ).output.candidates
+def candidate_count(**run_iteration) -> int:
+    """How many candidates iteration `it` of a run (net, space, obj, algo, seed, it) proposed (0 once the
+    search has evaluated its whole space)."""
+    candidates = checkpoints.propose.get(**run_iteration).output.candidates
     return len(json.loads(open(candidates).read())["genomes"])
 
 
 def pool_runs(wildcards) -> list:
     """The runs an evaluation shard of iteration `it` pools: every accuracy + size run of the network and
     space that has an iteration `it`, in config order. One process evaluates all their populations, so it
-    pays its start, imports and loads once for them all (a latency run's latency job measures its own)."""
+    pays its start, imports and loads once for them all (a latency run's latency job measures its own).
+    """
     return [
         run
         for run in RUNS
@@ -183,21 +182,22 @@ def pool_runs(wildcards) -> list:
 
 
 def pool_candidates(wildcards) -> list[str]:
-    return [run_file(run, f"it{wildcards.it}/candidates.json") for run in pool_runs(wildcards)]
+    return [
+        run_file(run, f"it{wildcards.it}/candidates.json")
+        for run in pool_runs(wildcards)
+    ]
 
 
 def pool_size(wildcards) -> int:
     """How many candidates the runs of a pool proposed at its iteration."""
     return sum(
         candidate_count(
-            Namespace(
-                net=run.net,
-                space=run.space,
-                obj=run.objective,
-                algo=run.algorithm,
-                seed=str(run.seed),
-                it=wildcards.it,
-            )
+            net=run.net,
+            space=run.space,
+            obj=run.objective,
+            algo=run.algorithm,
+            seed=str(run.seed),
+            it=wildcards.it,
         )
         for run in pool_runs(wildcards)
     )
@@ -217,7 +217,7 @@ def shards_of(wildcards) -> list[str]:
 
 def latency_of(wildcards) -> list[str]:
     host = run_of(wildcards).host
-    if not host or not candidate_count(wildcards):
+    if not host or not candidate_count(**wildcards):
         return []
     return [f"{RUN_DIR}/it{{it}}/latency-{host}.csv".format(**wildcards)]
 

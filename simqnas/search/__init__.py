@@ -13,7 +13,7 @@ __all__ = ["ALGORITHMS", "History", "Objective", "SearchAlgorithm", "get_algorit
 @cache
 def _algorithms() -> dict[str, type[SearchAlgorithm]]:
     # imported on first use, not with the package: evaluation jobs import `simqnas.search.base` (through the
-    # history's types) and would otherwise pay for the algorithms' own imports (pymoo, optuna), 0.6 s a job
+    # history's types) and would otherwise pay for the algorithms' own imports (pymoo, optuna): 0.2 s a job
     from simqnas.search.linas import LINAS
     from simqnas.search.nsga2 import NSGA2Search
     from simqnas.search.random import RandomSearch
